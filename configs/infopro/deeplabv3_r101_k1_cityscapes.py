@@ -1,0 +1,7 @@
+# End-to-end baseline (K=1) through the InfoPro code path: no cut, no local
+# head; identical to mmseg's deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.
+_base_ = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.py'
+custom_imports = dict(imports=['mmseg_infopro'], allow_failed_imports=False)
+model = dict(
+    type='InfoProEncoderDecoder',
+    backbone=dict(type='InfoProResNetV1c', split_points=[]))

@@ -1,0 +1,13 @@
+# InfoPro* K=2, the paper's setting: DeepLabV3-R101-D8, Cityscapes 512x1024,
+# 4 GPUs x 2 images, SGD lr 0.01 poly, 40k iterations, SyncBN, one cut
+# before layer3 block 13 (13 of 23 layer3 blocks in the first module),
+# local loss = 1.5 * reconstruction + 1 * task.
+_base_ = 'mmseg::deeplabv3/deeplabv3_r101-d8_4xb2-40k_cityscapes-512x1024.py'
+custom_imports = dict(imports=['mmseg_infopro'], allow_failed_imports=False)
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(
+    type='InfoProEncoderDecoder',
+    backbone=dict(type='InfoProResNetV1c', split_points=[(3, 13)]),
+    local_heads=[
+        dict(loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=norm_cfg)
+    ])

@@ -1,0 +1,11 @@
+# InfoPro K=2 for DeepLabV3-R50-D8 (Cityscapes 512x1024, 4x2, 40k): one cut
+# before layer3 block 3 (3 of the 6 layer3 blocks in the first module).
+_base_ = 'mmseg::deeplabv3/deeplabv3_r50-d8_4xb2-40k_cityscapes-512x1024.py'
+custom_imports = dict(imports=['mmseg_infopro'], allow_failed_imports=False)
+norm_cfg = dict(type='SyncBN', requires_grad=True)
+model = dict(
+    type='InfoProEncoderDecoder',
+    backbone=dict(type='InfoProResNetV1c', split_points=[(3, 3)]),
+    local_heads=[
+        dict(loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=norm_cfg)
+    ])

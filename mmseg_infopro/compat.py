@@ -1,0 +1,211 @@
+"""The only place that works around third-party breakage.
+
+``apply()`` runs once, from ``import mmseg_infopro``, before anything imports
+mmseg. Each fix checks that the environment needs it and does nothing
+otherwise; ``APPLIED`` lists the fixes that were applied (for logs and tests).
+
+Fixes:
+
+* ``mmcv_lite_ops``: mmcv-lite ships ``mmcv/ops`` without its compiled
+  extension ``mmcv._ext``, and mmseg 1.2.2 imports ``mmcv.ops`` unguarded in
+  modules that every ``import mmseg.models`` loads. We register a stand-in
+  ``mmcv._ext`` whose every function raises :class:`MissingCompiledOpError`
+  telling the user to install the full mmcv. Pure-Python parts of
+  ``mmcv.ops`` (e.g. ``point_sample``) keep working.
+* ``pkg_resources``: setuptools >= 82 removed ``pkg_resources``, which
+  mmengine uses to resolve ``mmseg::`` config bases. We replace mmengine's
+  three package helpers by ``importlib.metadata`` equivalents.
+* ``torch_load_weights_only``: torch >= 2.6 loads with ``weights_only=True``
+  by default and mmengine 0.10.x does not say otherwise, so its own
+  checkpoints (which pickle a ``HistoryBuffer``) cannot be loaded for
+  ``load_from`` / ``--resume``. mmengine's checkpoint module gets a ``torch``
+  whose ``load`` defaults to ``weights_only=False``, as before torch 2.6.
+  This only affects files the user names as checkpoints.
+"""
+import importlib
+import importlib.metadata
+import importlib.util
+import inspect
+import os.path as osp
+import sys
+import types
+import warnings
+
+APPLIED = []
+
+INSTALL_FULL_MMCV = (
+    'This needs the compiled operators of the full mmcv, but only mmcv-lite '
+    'is installed. Install the full mmcv (2.0.0rc4 <= mmcv < 2.2.0) matching '
+    'your torch and CUDA, e.g. `pip uninstall -y mmcv-lite && mim install '
+    '"mmcv>=2.0.0rc4,<2.2.0"`. DeepLabV3/ResNet/FCN/ASPP and InfoPro need no '
+    'compiled operator.')
+
+
+class MissingCompiledOpError(RuntimeError):
+    """A compiled mmcv operator was called while only mmcv-lite is there."""
+
+
+def _missing_op(name):
+
+    def op(*args, **kwargs):
+        raise MissingCompiledOpError(f'mmcv.ops: `{name}` is a compiled '
+                                     f'operator. {INSTALL_FULL_MMCV}')
+
+    op.__name__ = name
+    return op
+
+
+class _MissingExtModule(types.ModuleType):
+    """Stand-in for ``mmcv._ext``: any attribute is an op that raises."""
+
+    def __getattr__(self, name):
+        if name.startswith('__'):
+            raise AttributeError(name)
+        return _missing_op(name)
+
+
+def _dist_installed(name):
+    try:
+        importlib.metadata.distribution(name)
+        return True
+    except importlib.metadata.PackageNotFoundError:
+        return False
+
+
+def _fix_mmcv_lite():
+    spec = importlib.util.find_spec('mmcv')
+    if spec is None:
+        raise ImportError(
+            'mmseg-infopro needs mmcv (2.0.0rc4 <= mmcv < 2.2.0). If you have '
+            'no full mmcv, install the lite one: '
+            '`pip install "mmseg-infopro[lite]"` or '
+            '`pip install "mmcv-lite>=2.0.0rc4,<2.2.0"`.')
+    if importlib.util.find_spec('mmcv._ext') is not None:
+        return  # full mmcv: nothing to do
+    if _dist_installed('mmcv') and _dist_installed('mmcv-lite'):
+        warnings.warn(
+            'Both mmcv and mmcv-lite are installed and mmcv._ext is missing: '
+            'mmcv-lite has probably overwritten the full mmcv. Reinstall the '
+            'full mmcv (`pip uninstall -y mmcv-lite mmcv` then install mmcv).')
+    sys.modules['mmcv._ext'] = _MissingExtModule(
+        'mmcv._ext', 'mmseg-infopro stand-in: compiled ops are missing '
+        '(mmcv-lite).')
+    APPLIED.append('mmcv_lite_ops')
+
+
+# --------------------------------------------------------------- pkg_resources
+def _distribution(package):
+    try:
+        return importlib.metadata.distribution(package)
+    except importlib.metadata.PackageNotFoundError:
+        return None
+
+
+def is_installed(package: str) -> bool:
+    """``mmengine.utils.is_installed`` without ``pkg_resources``."""
+    if _distribution(package) is not None:
+        return True
+    spec = importlib.util.find_spec(package)
+    return spec is not None and spec.origin is not None
+
+
+def package2module(package: str) -> str:
+    """``mmengine.utils.package2module`` without ``pkg_resources``."""
+    dist = _distribution(package)
+    if dist is None:
+        raise ValueError(f'can not infer the module name of {package}: '
+                         'it is not installed')
+    top_level = dist.read_text('top_level.txt')
+    if top_level:
+        return top_level.split('\n')[0]
+    names = {
+        str(f).split('/')[0]
+        for f in (dist.files or []) if str(f).endswith('__init__.py')
+    }
+    if len(names) == 1:
+        return names.pop()
+    raise ValueError(f'can not infer the module name of {package}')
+
+
+def get_installed_path(package: str) -> str:
+    """``mmengine.utils.get_installed_path`` without ``pkg_resources``."""
+    spec = importlib.util.find_spec(package)
+    if spec is None and _distribution(package) is not None:
+        spec = importlib.util.find_spec(package2module(package))
+    if spec is None:
+        raise importlib.metadata.PackageNotFoundError(
+            f'{package} is not installed')
+    if spec.origin is None:
+        raise RuntimeError(f'{package} is a namespace package, which is '
+                           'invalid for `get_install_path`')
+    return osp.dirname(spec.origin)
+
+
+def _fix_pkg_resources():
+    try:
+        import pkg_resources  # noqa: F401
+        return
+    except ImportError:
+        pass
+    import mmengine.config.config as config_module
+    import mmengine.utils as utils
+    import mmengine.utils.package_utils as package_utils
+    targets = [package_utils, utils, config_module]
+    try:
+        import mmengine.hub.hub as hub_module
+        targets.append(hub_module)
+    except ImportError:
+        pass
+    replacements = dict(
+        is_installed=is_installed,
+        get_installed_path=get_installed_path,
+        package2module=package2module)
+    for module in targets:
+        for name, func in replacements.items():
+            if hasattr(module, name):
+                setattr(module, name, func)
+    APPLIED.append('pkg_resources')
+
+
+# ------------------------------------------------------------------ torch.load
+class _TorchWithTrustedLoad(types.ModuleType):
+    """``torch`` as seen by mmengine's checkpoint module."""
+
+    def __init__(self, torch):
+        super().__init__('torch')
+        self._torch = torch
+
+    def __getattr__(self, name):
+        return getattr(self._torch, name)
+
+    def load(self, *args, **kwargs):
+        kwargs.setdefault('weights_only', False)
+        return self._torch.load(*args, **kwargs)
+
+
+def _fix_torch_load():
+    import torch
+    from mmengine.runner import checkpoint
+    from mmengine.utils import digit_version
+    if digit_version(torch.__version__) < digit_version('2.6.0'):
+        return
+    if isinstance(checkpoint.torch, _TorchWithTrustedLoad):
+        return
+    if 'weights_only' in inspect.getsource(checkpoint.load_from_local):
+        return  # a newer mmengine handles it
+    checkpoint.torch = _TorchWithTrustedLoad(torch)
+    APPLIED.append('torch_load_weights_only')
+
+
+_done = False
+
+
+def apply():
+    """Apply every fix the environment needs (idempotent)."""
+    global _done
+    if _done:
+        return
+    _done = True
+    _fix_mmcv_lite()
+    _fix_pkg_resources()
+    _fix_torch_load()

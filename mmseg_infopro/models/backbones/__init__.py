@@ -1,0 +1,3 @@
+from .infopro_resnet import InfoProResNetV1c, normalize_split_points
+
+__all__ = ['InfoProResNetV1c', 'normalize_split_points']
