@@ -96,6 +96,25 @@ class InfoProResNetV1c(ResNetV1c):
         self.split_points = normalize_split_points(split_points,
                                                    self.stage_blocks)
 
+    def init_weights(self):
+        """ResNet's init; a pretrained checkpoint that cannot be fetched
+        or read (offline machine, wrong path) fails with the remedy."""
+        init_cfg = self.init_cfg if isinstance(self.init_cfg, dict) else {}
+        source = init_cfg.get('checkpoint') \
+            if init_cfg.get('type') == 'Pretrained' else None
+        if source is None:
+            return super().init_weights()
+        try:
+            return super().init_weights()
+        except (OSError, ConnectionError, RuntimeError, ValueError) as err:
+            raise RuntimeError(
+                f'could not load the pretrained backbone weights {source!r}: '
+                f'{type(err).__name__}: {err}. If this machine is offline, '
+                'download the file elsewhere and pass its local path '
+                '(--cfg-options model.pretrained=/path/to/resnet.pth), or '
+                'train from scratch with --cfg-options model.pretrained=None'
+            ) from err
+
     # ------------------------------------------------------------ partition
     @property
     def num_modules(self) -> int:

@@ -70,6 +70,10 @@ class InfoProEncoderDecoder(EncoderDecoder):
             cfg.setdefault('align_corners', self.align_corners)
             heads.append(MODELS.build(cfg))
         self.local_heads = nn.ModuleList(heads)
+        # Observers of train_step (e.g. the memory-logging hook): objects
+        # with optional ``before_module(k)`` / ``after_module(k)`` methods,
+        # called around module k's forward + backward. Not state.
+        self.module_callbacks: list = []
 
     # ------------------------------------------------------------ partition
     @property
@@ -233,17 +237,16 @@ class InfoProEncoderDecoder(EncoderDecoder):
                                    modules)
         total = 0.
         log_vars = OrderedDict()
-        while True:
+        for k in range(self.num_modules):
+            self._notify('before_module', k)
             with optim_wrapper.optim_context(context):
-                step = next(steps, None)
-            if step is None:
-                break
-            k, losses = step
+                _, losses = next(steps)
             loss, module_log = self.parse_losses(losses)
             if k < self.num_modules - 1:
                 self._backward_local(loss, optim_wrapper)
             else:
                 optim_wrapper.update_params(loss)
+            self._notify('after_module', k)
             total = total + loss.detach()
             module_log.pop('loss')
             log_vars.update(
@@ -251,6 +254,12 @@ class InfoProEncoderDecoder(EncoderDecoder):
         log_vars['loss'] = total
         log_vars.move_to_end('loss', last=False)
         return log_vars
+
+    def _notify(self, event: str, k: int) -> None:
+        for callback in self.module_callbacks:
+            method = getattr(callback, event, None)
+            if method is not None:
+                method(k)
 
     @staticmethod
     def _backward_local(loss: Tensor, optim_wrapper: OptimWrapper) -> None:

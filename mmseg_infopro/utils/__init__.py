@@ -1,0 +1,4 @@
+"""Utilities: synthetic data, memory measurement, split planning."""
+from .synthetic_cityscapes import make_synthetic_cityscapes
+
+__all__ = ['make_synthetic_cityscapes']

@@ -1,0 +1,49 @@
+"""Shared fixtures: generated Cityscapes-format data and the demo config."""
+import os
+import os.path as osp
+import sys
+
+import pytest
+
+REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
+if REPO not in sys.path:
+    sys.path.insert(0, REPO)
+
+import mmseg_infopro  # noqa: E402,F401  (compat first, registers modules)
+from mmseg_infopro.utils import make_synthetic_cityscapes  # noqa: E402
+
+DEMO_K2 = osp.join(REPO, 'configs', 'demo',
+                   'deeplabv3_r18-tiny_k2_synthetic.py')
+DEMO_K1 = osp.join(REPO, 'configs', 'demo',
+                   'deeplabv3_r18-tiny_k1_synthetic.py')
+
+
+@pytest.fixture(scope='session')
+def synthetic_root(tmp_path_factory):
+    """A small generated dataset (8 train / 2 val images, 64x128),
+    shared by the whole session: treat it as read-only."""
+    root = str(tmp_path_factory.mktemp('synthetic_cityscapes'))
+    make_synthetic_cityscapes(root, num_train=8, num_val=2, height=64,
+                              width=128, seed=0)
+    return root
+
+
+def demo_cfg(root, work_dir, config=DEMO_K2, max_iters=4, **overrides):
+    """The demo config pointed at ``root``, shrunk for tests: 64x128
+    crops, batch 2, no dataloader workers, ``max_iters`` iterations."""
+    from mmengine.config import Config
+    cfg = Config.fromfile(config)
+    cfg.work_dir = str(work_dir)
+    cfg.model.data_preprocessor.size = (64, 128)
+    for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[loader].dataset.data_root = root
+        cfg[loader].num_workers = 0
+        cfg[loader].persistent_workers = False
+    cfg.train_dataloader.batch_size = 2
+    cfg.train_cfg.max_iters = max_iters
+    cfg.train_cfg.val_interval = max_iters
+    cfg.param_scheduler[0].end = max_iters
+    cfg.default_hooks.checkpoint.interval = max_iters
+    cfg.default_hooks.logger.interval = 1
+    cfg.merge_from_dict(overrides)
+    return cfg
