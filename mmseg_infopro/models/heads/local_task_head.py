@@ -51,12 +51,16 @@ class LocalTaskHead(nn.Module):
             gt: (N, H, W) long labels, ``ignore_index`` ignored.
 
         Returns:
-            dict with ``loss_task`` (unweighted) and ``acc_seg``.
+            dict with ``loss_task`` (unweighted mean over labelled
+            pixels, 0 when there are none) and ``acc_seg``.
         """
         logits = F.interpolate(
             self(x), size=gt.shape[-2:], mode='bilinear',
             align_corners=self.align_corners)
-        loss = F.cross_entropy(logits, gt, ignore_index=self.ignore_index)
+        # mean over labelled pixels; a crop with none gives 0, not NaN
+        loss = F.cross_entropy(
+            logits, gt, ignore_index=self.ignore_index, reduction='sum')
+        loss = loss / (gt != self.ignore_index).sum().clamp(min=1)
         return dict(
             loss_task=loss,
             acc_seg=accuracy(
