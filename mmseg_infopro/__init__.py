@@ -11,5 +11,6 @@ from . import compat
 compat.apply()
 
 from . import models  # noqa: E402,F401
+from . import hooks  # noqa: E402,F401
 
 __version__ = '0.1.0'

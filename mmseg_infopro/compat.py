@@ -23,6 +23,7 @@ Fixes:
   This only affects files the user names as checkpoints.
 """
 import importlib
+import importlib.machinery
 import importlib.metadata
 import importlib.util
 import inspect
@@ -87,9 +88,14 @@ def _fix_mmcv_lite():
             'Both mmcv and mmcv-lite are installed and mmcv._ext is missing: '
             'mmcv-lite has probably overwritten the full mmcv. Reinstall the '
             'full mmcv (`pip uninstall -y mmcv-lite mmcv` then install mmcv).')
-    sys.modules['mmcv._ext'] = _MissingExtModule(
+    ext = _MissingExtModule(
         'mmcv._ext', 'mmseg-infopro stand-in: compiled ops are missing '
         '(mmcv-lite).')
+    # a spec without loader: pkgutil.find_loader('mmcv._ext') (mmcv's
+    # check_ops_exist, used by collect_env) answers None = "no ops"
+    # instead of raising ValueError("mmcv._ext.__spec__ is None")
+    ext.__spec__ = importlib.machinery.ModuleSpec('mmcv._ext', None)
+    sys.modules['mmcv._ext'] = ext
     APPLIED.append('mmcv_lite_ops')
 
 

@@ -18,6 +18,8 @@ except ImportError:  # running from a source checkout without install
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
+from mmseg_infopro.models.wrappers import init_cpu_process_group
+
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(
@@ -109,7 +111,13 @@ def build_cfg(args) -> Config:
 
 def main(argv=None):
     args = parse_args(argv)
-    runner = Runner.from_cfg(build_cfg(args))
+    cfg = build_cfg(args)
+    # CPU-only distributed run: gloo, initialised before mmengine tries to
+    # set a CUDA device (it skips initialisation when a group exists)
+    if init_cpu_process_group(args.launcher,
+                              cfg.get('env_cfg', {}).get('dist_cfg')):
+        cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
+    runner = Runner.from_cfg(cfg)
     return runner.test()
 
 

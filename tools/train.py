@@ -16,10 +16,12 @@ except ImportError:  # running from a source checkout without install
     import mmseg_infopro  # noqa: F401
 
 from mmengine.config import Config, DictAction
+from mmengine.device import get_device
 from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmseg.registry import RUNNERS
+from mmseg_infopro.models.wrappers import init_cpu_process_group
 
 
 def parse_args(argv=None):
@@ -89,9 +91,28 @@ def build_cfg(args) -> Config:
     return cfg
 
 
+def check_amp_device(cfg: Config) -> None:
+    """AMP (AmpOptimWrapper: fp16 autocast + dynamic loss scaling) needs a
+    GPU (or NPU/MLU/MUSA); fail before building anything on a CPU-only
+    machine rather than with mmengine's assertion mid-way."""
+    if cfg.optim_wrapper.get('type') == 'AmpOptimWrapper' and \
+            get_device() == 'cpu':
+        raise RuntimeError(
+            'AMP training (--amp or optim_wrapper.type=AmpOptimWrapper) '
+            'needs a GPU: fp16 autocast and its dynamic loss scaling run on '
+            'CUDA (or NPU/MLU/MUSA), and this machine has none. Train '
+            'without --amp (fp32) on the CPU.')
+
+
 def main(argv=None):
     args = parse_args(argv)
     cfg = build_cfg(args)
+    check_amp_device(cfg)
+    # CPU-only distributed run: gloo, initialised before mmengine tries to
+    # set a CUDA device (it skips initialisation when a group exists)
+    if init_cpu_process_group(args.launcher,
+                              cfg.get('env_cfg', {}).get('dist_cfg')):
+        cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

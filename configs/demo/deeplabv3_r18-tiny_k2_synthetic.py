@@ -76,6 +76,10 @@ test_cfg = dict(type='TestLoop')
 default_hooks = dict(
     logger=dict(type='LoggerHook', interval=20, log_metric_by_epoch=False),
     checkpoint=dict(type='CheckpointHook', by_epoch=False, interval=100,
-                    max_keep_ckpts=2))
+                    max_keep_ckpts=2),
+    visualization=dict(type='SegVisualizationHook'))
 log_processor = dict(by_epoch=False)
 randomness = dict(seed=0)
+# exact resume: RNG states travel in the checkpoints
+custom_hooks = [dict(type='RNGStateHook')]
+model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')

@@ -4,3 +4,4 @@ custom_imports = dict(imports=['mmseg_infopro'], allow_failed_imports=False)
 model = dict(
     type='InfoProEncoderDecoder',
     backbone=dict(type='InfoProResNetV1c', split_points=[]))
+model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')

@@ -9,3 +9,4 @@ model = dict(
     local_heads=[
         dict(loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=norm_cfg)
     ])
+model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')

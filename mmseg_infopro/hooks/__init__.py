@@ -1,0 +1,4 @@
+"""Training hooks (for ``custom_hooks``)."""
+from .rng_state_hook import RNGStateHook
+
+__all__ = ['RNGStateHook']

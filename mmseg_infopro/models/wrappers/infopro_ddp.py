@@ -1,0 +1,263 @@
+"""Data-parallel training of an InfoPro segmentor: one DDP per local module.
+
+Why not mmengine's ``MMDistributedDataParallel``: it wraps the whole model in
+one ``DistributedDataParallel`` and never calls the model's ``train_step``.
+InfoPro back-propagates module k's local loss *before* module k+1 runs, so
+one iteration has K backward passes. One DDP around everything expects one
+backward per forward: a backward inside its forward fails, and gradients of
+a backward it did not prepare for are silently not all-reduced. Here each
+local module (its backbone blocks + its local head, or the last blocks +
+neck/decode/auxiliary heads) gets a DDP of its own, called once per
+iteration and followed by exactly one backward of its own loss.
+"""
+import logging
+from contextlib import ExitStack, contextmanager
+from typing import Dict, List, Optional, Sequence, Union
+
+import torch
+import torch.distributed as torch_dist
+import torch.nn as nn
+from mmengine.device import get_device
+from mmengine.logging import print_log
+from mmengine.model import revert_sync_batchnorm
+from mmengine.optim import OptimWrapper
+from mmengine.registry import MODEL_WRAPPERS
+from torch.nn.parallel import DistributedDataParallel
+
+__all__ = ['InfoProDistributedDataParallel', 'init_cpu_process_group']
+
+
+def _has_sync_bn(module: nn.Module) -> bool:
+    return any(
+        isinstance(m, nn.SyncBatchNorm) or type(m).__name__ == 'SyncBatchNorm'
+        for m in module.modules())
+
+
+def _trainable_partition_errors(model: nn.Module,
+                                local_modules: Sequence[nn.Module]
+                                ) -> List[str]:
+    """Names of trainable parameters of ``model`` that are in no local
+    module or in more than one, with where they are."""
+    owners: Dict[int, List[int]] = {}
+    for k, local in enumerate(local_modules):
+        for param in local.parameters():
+            if param.requires_grad:
+                owners.setdefault(id(param), []).append(k)
+    errors = []
+    for name, param in model.named_parameters():
+        if not param.requires_grad:
+            continue
+        found = owners.get(id(param), [])
+        if not found:
+            errors.append(f'{name} (in no local module)')
+        elif len(found) > 1:
+            errors.append(f'{name} (in local modules {found})')
+    return errors
+
+
+@MODEL_WRAPPERS.register_module()
+class InfoProDistributedDataParallel(nn.Module):
+    """Distributed wrapper for :class:`InfoProEncoderDecoder`.
+
+    Set it in a config with
+    ``model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')``;
+    the runner uses it when the launcher is not ``'none'`` (non-distributed
+    runs are not wrapped).
+
+    At construction it
+
+    * converts SyncBN to BN when the model is on the CPU (SyncBN needs GPU
+      inputs; a warning is logged);
+    * checks that every trainable parameter belongs to exactly one local
+      module (:meth:`InfoProEncoderDecoder.local_modules`) and raises a
+      ``ValueError`` naming those that do not: such a parameter would be
+      neither broadcast at start nor all-reduced, and ranks would drift;
+    * wraps each local module with trainable parameters in its own
+      ``torch.nn.parallel.DistributedDataParallel`` (which broadcasts its
+      parameters and buffers from rank 0).
+
+    :meth:`train_step` delegates to the segmentor's ``train_step`` with
+    ``local_modules=<the DDPs>`` (so every module's forward goes through
+    ``DDP.__call__`` and its backward all-reduces its gradients) and
+    ``sync_context=self`` (so during gradient accumulation the optimizer
+    wrapper enters :meth:`no_sync`, which enters every DDP's ``no_sync``).
+    :meth:`val_step` / :meth:`test_step` are the segmentor's: inference
+    needs no communication.
+
+    The segmentor is ``self.module``; the DDPs are not sub-modules of the
+    wrapper, so ``wrapper.module.state_dict()`` (what the runner saves) has
+    the segmentor's keys unchanged and ``wrapper.state_dict()`` only adds
+    the ``module.`` prefix, as with mmengine's wrappers.
+
+    A model without ``local_modules`` (e.g. a TTA model in a distributed
+    test, or a plain EncoderDecoder) is wrapped as one DDP and trained like
+    ``MMDistributedDataParallel`` does.
+
+    Args:
+        module (nn.Module): the segmentor, on its device.
+        broadcast_buffers (bool): DDP's: broadcast buffers (BN running
+            statistics) from rank 0 at the start of each module's forward.
+            Defaults to True (DDP's default).
+        find_unused_parameters (bool): DDP's. Defaults to False; set True
+            when a local module has parameters its loss does not reach
+            (e.g. a local loss term with weight 0).
+        detect_anomalous_params (bool): accepted for compatibility with
+            ``MMDistributedDataParallel``; not supported (a warning is
+            logged when True).
+        **kwargs: other ``DistributedDataParallel`` arguments
+            (``process_group``, ``bucket_cap_mb``, ``static_graph``,
+            ``gradient_as_bucket_view``, ...), passed to every DDP.
+            ``device_ids`` / ``output_device`` are ignored: inputs are
+            already on the module's device (the data preprocessor moved
+            them), and DDP with ``device_ids`` would copy the dict of
+            backbone outputs that the local modules fill in place.
+    """
+
+    def __init__(self,
+                 module: nn.Module,
+                 broadcast_buffers: bool = True,
+                 find_unused_parameters: bool = False,
+                 detect_anomalous_params: bool = False,
+                 **kwargs):
+        super().__init__()
+        for key in ('device_ids', 'output_device'):
+            if kwargs.pop(key, None) is not None:
+                print_log(
+                    f'InfoProDistributedDataParallel ignores {key}: the '
+                    'inputs of every local module are already on its device.',
+                    logger='current',
+                    level=logging.WARNING)
+        if detect_anomalous_params:
+            print_log(
+                'InfoProDistributedDataParallel does not support '
+                'detect_anomalous_params; ignored.',
+                logger='current',
+                level=logging.WARNING)
+        device = next(module.parameters()).device if any(
+            True for _ in module.parameters()) else torch.device(get_device())
+        if device.type == 'cpu' and _has_sync_bn(module):
+            print_log(
+                'SyncBN needs GPU inputs, but the model is on the CPU: '
+                'converting SyncBN to BN (batch statistics are per process).',
+                logger='current',
+                level=logging.WARNING)
+            module = revert_sync_batchnorm(module)
+        self.module = module
+
+        local = module.local_modules() if hasattr(module, 'local_modules') \
+            else [module]
+        errors = _trainable_partition_errors(module, local)
+        if errors:
+            raise ValueError(
+                'InfoProDistributedDataParallel: every trainable parameter '
+                'must belong to exactly one local module (otherwise it is '
+                'not synchronised across processes), but: ' +
+                ', '.join(errors) + '. Freeze it (requires_grad=False) or '
+                "make it part of a local module's parts.")
+        ddp_kwargs = dict(
+            broadcast_buffers=broadcast_buffers,
+            find_unused_parameters=find_unused_parameters,
+            **kwargs)
+        # A plain list: the DDPs share the segmentor's parameters and must
+        # not appear in the wrapper's state dict or module tree twice.
+        self.local_ddps: List[nn.Module] = [
+            DistributedDataParallel(m, **ddp_kwargs) if any(
+                p.requires_grad for p in m.parameters()) else m
+            for m in local
+        ]
+
+    # -------------------------------------------------------------- helpers
+    @contextmanager
+    def no_sync(self):
+        """Skip gradient all-reduce in every local module's DDP (used by
+        ``OptimWrapper.optim_context`` during gradient accumulation)."""
+        with ExitStack() as stack:
+            for ddp in self.local_ddps:
+                if isinstance(ddp, DistributedDataParallel):
+                    stack.enter_context(ddp.no_sync())
+            yield
+
+    def train(self, mode: bool = True):
+        super().train(mode)
+        for ddp in self.local_ddps:
+            ddp.train(mode)
+        return self
+
+    def forward(self, *args, **kwargs):
+        """The segmentor's forward, without gradient synchronisation (the
+        runner's loops use the ``*_step`` methods)."""
+        return self.module(*args, **kwargs)
+
+    # ---------------------------------------------------------------- steps
+    def train_step(self, data: Union[dict, tuple, list],
+                   optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
+        """One training iteration, gradients all-reduced module by module.
+
+        Returns the segmentor's log variables.
+        """
+        if hasattr(self.module, 'local_modules'):
+            return self.module.train_step(
+                data,
+                optim_wrapper,
+                local_modules=self.local_ddps,
+                sync_context=self)
+        # not an InfoPro model: MMDistributedDataParallel's train_step
+        ddp = self.local_ddps[0]
+        with optim_wrapper.optim_context(self):
+            data = self.module.data_preprocessor(data, training=True)
+            if isinstance(data, dict):
+                losses = ddp(**data, mode='loss')
+            else:
+                losses = ddp(*data, mode='loss')
+        parsed_loss, log_vars = self.module.parse_losses(losses)
+        optim_wrapper.update_params(parsed_loss)
+        return log_vars
+
+    def val_step(self, data: Union[dict, tuple, list]) -> list:
+        return self.module.val_step(data)
+
+    def test_step(self, data: Union[dict, tuple, list]) -> list:
+        return self.module.test_step(data)
+
+
+def init_cpu_process_group(launcher: str,
+                           dist_cfg: Optional[dict] = None) -> bool:
+    """Initialise a gloo process group for a CPU-only distributed run.
+
+    mmengine's ``init_dist`` calls ``torch.cuda.set_device``, which fails
+    without a GPU, but it skips initialisation when a process group exists.
+    Call this before building the runner: on a machine with no accelerator
+    and ``launcher='pytorch'`` (torchrun's environment variables) it
+    initialises gloo; otherwise it does nothing and mmengine initialises as
+    usual.
+
+    Args:
+        launcher: the ``--launcher`` value.
+        dist_cfg: the config's ``env_cfg.dist_cfg`` (only ``timeout``, in
+            seconds, is used; the backend is gloo).
+
+    Returns:
+        True if it initialised the process group.
+    """
+    if launcher == 'none' or get_device() != 'cpu' or \
+            torch_dist.is_initialized():
+        return False
+    if launcher != 'pytorch':
+        raise RuntimeError(
+            f'--launcher {launcher} needs a GPU (mmengine sets a CUDA '
+            'device); without one, launch with torchrun and --launcher '
+            'pytorch (tools/dist_train.sh), which uses gloo on the CPU')
+    dist_cfg = dict(dist_cfg or {})
+    backend = dist_cfg.get('backend', 'gloo')
+    if backend != 'gloo':
+        print_log(
+            f'No GPU: using the gloo backend instead of {backend}.',
+            logger='current',
+            level=logging.WARNING)
+    kwargs = {}
+    if dist_cfg.get('timeout') is not None:
+        import datetime
+        kwargs['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
+    torch_dist.init_process_group(backend='gloo', init_method='env://',
+                                  **kwargs)
+    return True
