@@ -26,7 +26,9 @@ setup(
         'mmengine==0.10.7',
         # mmseg.utils imports ftfy/regex (its "multimodal" extra)
         'mmsegmentation[multimodal]==1.2.2',
-        'opencv-python-headless',
+        # the same opencv distribution mmengine and mmcv ask for: a second
+        # one (e.g. -headless) would install a clashing cv2
+        'opencv-python>=3',
         'numpy',
     ],
     extras_require={

@@ -95,9 +95,11 @@ class InfoProDistributedDataParallel(nn.Module):
 
     Args:
         module (nn.Module): the segmentor, on its device.
-        broadcast_buffers (bool): DDP's: broadcast buffers (BN running
-            statistics) from rank 0 at the start of each module's forward.
-            Defaults to True (DDP's default).
+        broadcast_buffers (bool, optional): DDP's: broadcast buffers (BN
+            running statistics) from rank 0 at the start of each module's
+            forward. None (default) leaves DDP's default, True; passed
+            only when given (torch >= 2.13 deprecates it in favour of
+            ``forward_sync_buffers``, which ``**kwargs`` also accepts).
         find_unused_parameters (bool): DDP's. Defaults to False; set True
             when a local module has parameters its loss does not reach
             (e.g. a local loss term with weight 0).
@@ -115,7 +117,7 @@ class InfoProDistributedDataParallel(nn.Module):
 
     def __init__(self,
                  module: nn.Module,
-                 broadcast_buffers: bool = True,
+                 broadcast_buffers: Optional[bool] = None,
                  find_unused_parameters: bool = False,
                  detect_anomalous_params: bool = False,
                  **kwargs):
@@ -154,10 +156,10 @@ class InfoProDistributedDataParallel(nn.Module):
                 'not synchronised across processes), but: ' +
                 ', '.join(errors) + '. Freeze it (requires_grad=False) or '
                 "make it part of a local module's parts.")
-        ddp_kwargs = dict(
-            broadcast_buffers=broadcast_buffers,
-            find_unused_parameters=find_unused_parameters,
-            **kwargs)
+        ddp_kwargs = dict(find_unused_parameters=find_unused_parameters,
+                          **kwargs)
+        if broadcast_buffers is not None:
+            ddp_kwargs['broadcast_buffers'] = broadcast_buffers
         # A plain list: the DDPs share the segmentor's parameters and must
         # not appear in the wrapper's state dict or module tree twice.
         self.local_ddps: List[nn.Module] = [
@@ -165,6 +167,8 @@ class InfoProDistributedDataParallel(nn.Module):
                 p.requires_grad for p in m.parameters()) else m
             for m in local
         ]
+        # set by train_step, cleared by the buffer sync before inference
+        self._buffers_stale = False
 
     # -------------------------------------------------------------- helpers
     @contextmanager
@@ -195,6 +199,7 @@ class InfoProDistributedDataParallel(nn.Module):
 
         Returns the segmentor's log variables.
         """
+        self._buffers_stale = True
         if hasattr(self.module, 'local_modules'):
             return self.module.train_step(
                 data,
@@ -214,10 +219,35 @@ class InfoProDistributedDataParallel(nn.Module):
         return log_vars
 
     def val_step(self, data: Union[dict, tuple, list]) -> list:
+        self._sync_buffers_after_training()
         return self.module.val_step(data)
 
     def test_step(self, data: Union[dict, tuple, list]) -> list:
+        self._sync_buffers_after_training()
         return self.module.test_step(data)
+
+    def _sync_buffers_after_training(self) -> None:
+        """Give every rank rank 0's buffers (BN running statistics) before
+        the first inference after training.
+
+        DDP broadcasts buffers at the start of each training forward, but
+        the forward then updates them with the rank's own batch, so after
+        training each rank's statistics differ slightly. Inference does not
+        go through DDP; without this, a distributed validation would use a
+        different model on each rank than the checkpoint (saved from rank
+        0). Only for DDPs that broadcast buffers; all ranks call
+        ``val_step``/``test_step`` together, so this collective is safe.
+        """
+        if not self._buffers_stale:
+            return
+        self._buffers_stale = False
+        for ddp in self.local_ddps:
+            if not isinstance(ddp, DistributedDataParallel) or \
+                    not getattr(ddp, 'broadcast_buffers', True):
+                continue
+            src = torch_dist.get_global_rank(ddp.process_group, 0)
+            for buf in ddp.module.buffers():
+                torch_dist.broadcast(buf, src, group=ddp.process_group)
 
 
 def init_cpu_process_group(launcher: str,

@@ -1,0 +1,314 @@
+"""Data-parallel InfoPro training with InfoProDistributedDataParallel.
+
+Two gloo processes on the CPU, launched exactly as a user does
+(``tools/dist_train.sh`` -> torchrun -> ``tools/train.py --launcher
+pytorch``), compared with a single process with the same total batch.
+A probe hook (:class:`DistProbeHook`, imported by the runs through
+``custom_imports``) gathers every rank's parameters and gradients after each
+iteration.
+"""
+import os
+import os.path as osp
+import socket
+import subprocess
+import sys
+
+import pytest
+import torch
+import torch.distributed as dist
+import torch.nn as nn
+from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
+
+from mmseg.registry import HOOKS, MODELS
+
+from conftest import DEMO_K2, REPO, demo_cfg
+
+TESTS = osp.dirname(osp.abspath(__file__))
+sys.path.insert(0, osp.join(REPO, 'tools'))
+import test as test_tool  # noqa: E402  (tools/test.py)
+import train as train_tool  # noqa: E402  (tools/train.py)
+
+from mmseg_infopro.models.wrappers import (  # noqa: E402
+    InfoProDistributedDataParallel, init_cpu_process_group)
+
+
+@HOOKS.register_module(force=True)
+class DistProbeHook(Hook):
+    """After each training iteration, gather all ranks' flat parameters and
+    gradients; rank 0 saves, at the end, per iteration: the largest
+    parameter difference between ranks, per local module whether gradients
+    are present and their largest difference between ranks, and the final
+    parameters and validation metrics."""
+
+    def __init__(self, out_file):
+        self.out_file = out_file
+        self.record = dict(param_diff=[], grad_present=[], grad_diff=[])
+
+    @staticmethod
+    def _gather(flat):
+        if not (dist.is_available() and dist.is_initialized()):
+            return [flat]
+        out = [torch.empty_like(flat) for _ in range(dist.get_world_size())]
+        dist.all_gather(out, flat)
+        return out
+
+    @staticmethod
+    def _spread(tensors):
+        return max((t - tensors[0]).abs().max().item() for t in tensors)
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        model = runner.model.module if hasattr(runner.model, 'module') \
+            else runner.model
+        flat = torch.cat([p.detach().flatten() for p in model.parameters()])
+        self.record['param_diff'].append(self._spread(self._gather(flat)))
+        present, diffs = [], []
+        for local in model.local_modules():
+            params = list(local.parameters())
+            present.append(any(p.grad is not None for p in params))
+            grads = torch.cat([
+                (p.grad if p.grad is not None else torch.zeros_like(p)
+                 ).detach().flatten() for p in params
+            ])
+            diffs.append(self._spread(self._gather(grads)))
+        self.record['grad_present'].append(present)
+        self.record['grad_diff'].append(diffs)
+
+    def after_train(self, runner):
+        model = runner.model.module if hasattr(runner.model, 'module') \
+            else runner.model
+        self.record['params'] = torch.cat(
+            [p.detach().flatten() for p in model.parameters()])
+        self.record['keys'] = list(model.state_dict().keys())
+        self.record['world_size'] = runner.world_size
+        if runner.rank == 0:
+            torch.save(self.record, self.out_file)
+
+    def after_val_epoch(self, runner, metrics=None):
+        # the last validation runs before after_train
+        self.record['metrics'] = dict(metrics or {})
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(('127.0.0.1', 0))
+        return s.getsockname()[1]
+
+
+def probe_cfg(root, work_dir, batch_size, group_norm, max_iters=4):
+    """The K=2 demo with the probe hook. ``group_norm``: GroupNorm instead
+    of BN, no dropout, no random flip, no shuffling, so that a batch split
+    over processes computes exactly what one process computes."""
+    cfg = demo_cfg(root, work_dir, max_iters=max_iters)
+    cfg.custom_imports = dict(
+        imports=['mmseg_infopro', 'test_distributed'],
+        allow_failed_imports=False)
+    cfg.custom_hooks = list(cfg.get('custom_hooks', [])) + [
+        dict(type='DistProbeHook', out_file=osp.join(str(work_dir),
+                                                     'probe.pt'))
+    ]
+    cfg.train_dataloader.batch_size = batch_size
+    if group_norm:
+        gn = dict(type='GN', num_groups=1, requires_grad=True)
+        model = cfg.model
+        model.backbone.norm_cfg = gn
+        model.decode_head.norm_cfg = gn
+        model.decode_head.dropout_ratio = 0.
+        model.auxiliary_head.norm_cfg = gn
+        model.auxiliary_head.dropout_ratio = 0.
+        model.local_heads[0].norm_cfg = gn
+        model.local_heads[0].task_head.dropout_ratio = 0.
+        pipeline = [
+            t for t in cfg.train_dataloader.dataset.pipeline
+            if t['type'] != 'RandomFlip'
+        ]
+        cfg.train_dataloader.dataset.pipeline = pipeline
+        cfg.train_dataloader.sampler.shuffle = False
+    return cfg
+
+
+def dist_train(cfg, work_dir, nproc=2, timeout=240):
+    """Run ``tools/dist_train.sh`` on ``cfg``; returns the probe record."""
+    os.makedirs(work_dir, exist_ok=True)
+    path = osp.join(str(work_dir), 'cfg.py')
+    cfg.dump(path)
+    env = dict(os.environ)
+    env.update(
+        PORT=str(free_port()),
+        PYTHON=sys.executable,
+        OMP_NUM_THREADS='1',
+        PYTHONPATH=os.pathsep.join(
+            [REPO, TESTS, env.get('PYTHONPATH', '')]))
+    proc = subprocess.run(
+        ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), path,
+         str(nproc)],
+        env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    return torch.load(osp.join(str(work_dir), 'probe.pt'),
+                      weights_only=False)
+
+
+def single_train(cfg, work_dir):
+    """The same training in this process (launcher none)."""
+    path = osp.join(str(work_dir), 'cfg.py')
+    os.makedirs(work_dir, exist_ok=True)
+    cfg.dump(path)
+    train_tool.main([path])
+    return torch.load(osp.join(str(work_dir), 'probe.pt'),
+                      weights_only=False)
+
+
+def test_two_processes_match_one(synthetic_root, tmp_path):
+    """2 processes x 2 images == 1 process x 4 images, with gradient
+    accumulation 2 and gradient clipping, 4 iterations (2 optimizer steps).
+
+    Why GroupNorm: with BN, each process normalises with the statistics of
+    its own 2 images while the single process uses all 4, so the forward
+    (and every gradient) differs and no comparison is meaningful. BN in
+    eval mode would hide that BN's affine parameters get gradients and
+    needs the model's ``train()`` overridden. GroupNorm (one group) keeps a
+    trainable norm after every conv but is per-sample, so a batch split
+    over processes computes exactly the single-process result; dropout,
+    random flip and shuffling are switched off for the same reason. (The
+    BN demo is covered by :func:`test_bn_distributed_validation`.)
+
+    Checks, per iteration: parameters identical on both ranks; during the
+    accumulation iteration every local module has gradients and they differ
+    between ranks (``no_sync`` entered every module's DDP: no all-reduce);
+    after the update iteration gradients are cleared. At the end: the
+    parameters equal the single-process run's within float tolerance, and
+    distributed validation (one val image per rank) gives the same metrics
+    as single-process validation.
+    """
+    def cfg(name, batch_size):
+        cfg = probe_cfg(synthetic_root, tmp_path / name, batch_size, True)
+        cfg.optim_wrapper.accumulative_counts = 2
+        cfg.optim_wrapper.clip_grad = dict(max_norm=0.5)
+        return cfg
+
+    dist_rec = dist_train(cfg('dist', 2), tmp_path / 'dist')
+    single_rec = single_train(cfg('single', 4), tmp_path / 'single')
+
+    assert dist_rec['world_size'] == 2 and single_rec['world_size'] == 1
+    # identical on both ranks after every iteration
+    assert dist_rec['param_diff'] == [0.0] * 4
+    # accumulation iterations (0, 2): local gradients, not all-reduced, in
+    # every local module; update iterations (1, 3): cleared by zero_grad
+    assert dist_rec['grad_present'] == [[True, True], [False, False]] * 2
+    for it in (0, 2):
+        assert all(d > 0 for d in dist_rec['grad_diff'][it]), dist_rec
+    # clipping really acted (otherwise the test would not cover it)
+    assert MessageHub.get_current_instance().get_scalar(
+        'train/grad_norm').current() > 0.5
+    # same result as one process with the whole batch
+    torch.testing.assert_close(
+        dist_rec['params'], single_rec['params'], rtol=1e-4, atol=1e-5)
+    # one process changed the parameters at all (not a trivial equality)
+    assert dist_rec['keys'] == single_rec['keys']
+    assert not any(k.startswith('module.') for k in dist_rec['keys'])
+    metrics_d, metrics_s = dist_rec['metrics'], single_rec['metrics']
+    assert set(metrics_d) == set(metrics_s) and 'mIoU' in metrics_d
+    for key in metrics_s:
+        assert metrics_d[key] == pytest.approx(metrics_s[key], abs=0.02), key
+
+
+def test_bn_distributed_validation(synthetic_root, tmp_path):
+    """The BN demo as configured (BN, dropout, flip, shuffling), 2
+    processes: parameters identical on both ranks after every iteration, and
+    the distributed validation at the end gives exactly the metrics that a
+    single process computes from the saved checkpoint (rank 0's BN running
+    statistics are given to every rank before inference)."""
+    work = tmp_path / 'bn'
+    rec = dist_train(probe_cfg(synthetic_root, work, 2, False, max_iters=2),
+                     work)
+    assert rec['param_diff'] == [0.0, 0.0]
+    cfg = demo_cfg(synthetic_root, tmp_path / 'test')
+    path = str(tmp_path / 'test_cfg.py')
+    cfg.dump(path)
+    metrics = test_tool.main([path, str(work / 'iter_2.pth')])
+    assert set(metrics) == set(rec['metrics'])
+    for key, value in metrics.items():
+        assert rec['metrics'][key] == pytest.approx(value, abs=1e-6), key
+
+
+# --------------------------------------------------------- wrapper alone
+
+
+def build_demo_model(**model_overrides):
+    from mmengine.config import Config
+    cfg = Config.fromfile(DEMO_K2)
+    cfg.merge_from_dict({f'model.{k}': v for k, v in model_overrides.items()})
+    return MODELS.build(cfg.model)
+
+
+@pytest.fixture
+def one_process_group():
+    """A world_size=1 gloo group in this process, destroyed afterwards (a
+    group left behind would make later runners distributed)."""
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()),
+                      RANK='0', WORLD_SIZE='1', LOCAL_RANK='0')
+    try:
+        assert init_cpu_process_group('pytorch')
+        yield
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        for key in ('MASTER_ADDR', 'MASTER_PORT', 'RANK', 'WORLD_SIZE'):
+            os.environ.pop(key, None)
+
+
+def test_stray_trainable_parameter_is_named():
+    """A trainable parameter outside every local module is rejected at
+    wrap time, by name (checked before any DDP, so no process group)."""
+    model = build_demo_model()
+    model.stray_scale = nn.Parameter(torch.ones(3))
+    with pytest.raises(ValueError, match=r'stray_scale \(in no local'):
+        InfoProDistributedDataParallel(model)
+    # a frozen one is fine for the check
+    model.stray_scale.requires_grad_(False)
+    model.local_heads[0].task_head.extra = model.decode_head.conv_seg
+    with pytest.raises(ValueError, match=r'conv_seg.weight \(in local '
+                       r'modules \[0, 1\]\)'):
+        InfoProDistributedDataParallel(model)
+
+
+def test_wrapper_structure(one_process_group):
+    """Registered in mmengine's root MODEL_WRAPPERS and found from mmseg's
+    scope; one DDP per local module; ``no_sync`` enters all of them;
+    checkpoint keys unchanged; SyncBN becomes BN on the CPU; every config
+    sets the wrapper."""
+    from mmengine.config import Config
+    from mmengine.model import is_model_wrapper
+    from mmengine.registry import MODEL_WRAPPERS, DefaultScope
+    from torch.nn.parallel import DistributedDataParallel
+
+    sync_bn = dict(type='SyncBN', requires_grad=True)
+    model = build_demo_model(**{'backbone.norm_cfg': sync_bn,
+                                'decode_head.norm_cfg': sync_bn})
+    keys = list(model.state_dict().keys())
+    with DefaultScope.overwrite_default_scope('mmseg'):
+        wrapper = MODEL_WRAPPERS.build(
+            dict(type='InfoProDistributedDataParallel',
+                 find_unused_parameters=False),
+            default_args=dict(module=model))
+    assert is_model_wrapper(wrapper) and wrapper.module is model
+    assert not any(isinstance(m, nn.SyncBatchNorm) for m in model.modules())
+    assert list(wrapper.module.state_dict().keys()) == keys
+    assert list(wrapper.state_dict().keys()) == ['module.' + k for k in keys]
+    assert len(wrapper.local_ddps) == 2
+    assert all(
+        isinstance(d, DistributedDataParallel) for d in wrapper.local_ddps)
+    with wrapper.no_sync():
+        assert not any(d.require_backward_grad_sync
+                       for d in wrapper.local_ddps)
+    assert all(d.require_backward_grad_sync for d in wrapper.local_ddps)
+    wrapper.eval()
+    assert not model.training and not wrapper.local_ddps[0].training
+    wrapper.train()
+
+    for folder in ('infopro', 'demo'):
+        for name in sorted(os.listdir(osp.join(REPO, 'configs', folder))):
+            cfg = Config.fromfile(osp.join(REPO, 'configs', folder, name))
+            assert cfg.model_wrapper_cfg.type == \
+                'InfoProDistributedDataParallel', name
