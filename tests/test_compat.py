@@ -1,0 +1,117 @@
+"""mmseg_infopro.compat (issue 2 item 2): each fix is applied exactly when
+the environment needs it."""
+import importlib.util
+import os
+import os.path as osp
+import subprocess
+import sys
+import textwrap
+
+import pytest
+import torch
+
+from mmseg_infopro import compat
+
+from conftest import REPO
+
+
+def _has_pkg_resources():
+    try:
+        import pkg_resources  # noqa: F401
+        return True
+    except ImportError:
+        return False
+
+
+def test_applied_fixes_match_this_environment():
+    expected = []
+    mmcv_dir = osp.dirname(importlib.util.find_spec('mmcv').origin)
+    if not any(f.startswith('_ext.') for f in os.listdir(mmcv_dir)):
+        expected.append('mmcv_lite_ops')  # no compiled extension on disk
+    if not _has_pkg_resources():
+        expected.append('pkg_resources')
+    major, minor = (int(v) for v in torch.__version__.split('.')[:2])
+    if (major, minor) >= (2, 6):
+        expected.append('torch_load_weights_only')
+    assert compat.APPLIED == expected
+    compat.apply()  # idempotent
+    assert compat.APPLIED == expected
+
+
+@pytest.mark.skipif('mmcv_lite_ops' not in compat.APPLIED,
+                    reason='full mmcv installed')
+def test_compiled_op_with_mmcv_lite_says_install_full_mmcv():
+    from mmcv.ops import nms, point_sample
+    boxes = torch.tensor([[0., 0., 10., 10.], [1., 1., 10., 10.]])
+    with pytest.raises(compat.MissingCompiledOpError) as info:
+        nms(boxes, torch.tensor([0.9, 0.8]), 0.5)
+    assert 'nms' in str(info.value) and 'full mmcv' in str(info.value)
+    assert 'mim install' in str(info.value)
+    # pure-Python parts of mmcv.ops keep working
+    out = point_sample(torch.rand(1, 2, 4, 4), torch.rand(1, 3, 2))
+    assert out.shape == (1, 2, 3)
+    from mmcv.utils import ext_loader
+    assert ext_loader.check_ops_exist() is False
+
+
+def test_mmseg_config_bases_resolve():
+    from mmengine.config import Config
+    cfg = Config.fromfile(
+        osp.join(REPO, 'configs', 'infopro', 'deeplabv3_r101_k2_cityscapes.py'))
+    assert cfg.model.backbone.depth == 101  # from the mmseg:: base
+    assert cfg.train_dataloader.dataset.type == 'CityscapesDataset'
+
+
+def test_mmengine_checkpoint_loads_under_new_torch(tmp_path):
+    from mmengine.logging import HistoryBuffer
+    from mmengine.runner.checkpoint import _load_checkpoint
+    path = str(tmp_path / 'ckpt.pth')
+    torch.save(dict(state_dict=dict(w=torch.ones(2)),
+                    message_hub=dict(buffer=HistoryBuffer([1., 2.], [1, 1]))), path)
+    ckpt = _load_checkpoint(path, map_location='cpu')
+    assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
+
+
+def test_nothing_is_patched_when_nothing_is_needed():
+    """A process where a compiled mmcv._ext is importable, pkg_resources
+    exists and torch is older than 2.6 gets no fix at all."""
+    code = textwrap.dedent(f"""
+        import importlib.machinery, sys, types
+        sys.path.insert(0, {REPO!r})
+        ext = types.ModuleType('mmcv._ext')
+        ext.__spec__ = importlib.machinery.ModuleSpec(
+            'mmcv._ext', importlib.machinery.SourceFileLoader('x', 'x'))
+        sys.modules['mmcv._ext'] = ext           # "full mmcv"
+        sys.modules['pkg_resources'] = types.ModuleType('pkg_resources')
+        import torch
+        torch.__version__ = '2.5.1'             # "old torch"
+        import importlib.util  # compat.py alone, not the package
+        spec = importlib.util.spec_from_file_location(
+            'compat', {osp.join(REPO, 'mmseg_infopro', 'compat.py')!r})
+        c = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(c)
+        c.apply()
+        import mmengine.runner.checkpoint as ck
+        print('APPLIED', c.APPLIED, type(ck.torch).__name__)
+    """)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert "APPLIED [] module" in out.stdout, out.stdout
+
+
+def test_no_mmcv_at_all_gives_install_hint():
+    code = textwrap.dedent(f"""
+        import sys
+        sys.path.insert(0, {REPO!r})
+        import importlib.util
+        real = importlib.util.find_spec
+        importlib.util.find_spec = (
+            lambda name, *a: None if name == 'mmcv' else real(name, *a))
+        import mmseg_infopro
+    """)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode != 0
+    assert 'ImportError' in out.stderr
+    assert 'mmseg-infopro[lite]' in out.stderr
