@@ -34,6 +34,9 @@ def demo_cfg(root, work_dir, config=DEMO_K2, max_iters=4, **overrides):
     from mmengine.config import Config
     cfg = Config.fromfile(config)
     cfg.work_dir = str(work_dir)
+    # mmengine reuses a visualizer by name: one per run, so every run
+    # writes its own vis_data/scalars.json
+    cfg.visualizer.name = f'visualizer_{work_dir}'
     cfg.model.data_preprocessor.size = (64, 128)
     for loader in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
         cfg[loader].dataset.data_root = root

@@ -135,9 +135,9 @@ class InfoProDistributedDataParallel(nn.Module):
                 'detect_anomalous_params; ignored.',
                 logger='current',
                 level=logging.WARNING)
-        device = next(module.parameters()).device if any(
-            True for _ in module.parameters()) else torch.device(get_device())
-        if device.type == 'cpu' and _has_sync_bn(module):
+        param = next(module.parameters(), None)
+        device = get_device() if param is None else param.device.type
+        if device == 'cpu' and _has_sync_bn(module):
             print_log(
                 'SyncBN needs GPU inputs, but the model is on the CPU: '
                 'converting SyncBN to BN (batch statistics are per process).',
