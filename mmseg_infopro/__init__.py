@@ -12,5 +12,6 @@ compat.apply()
 
 from . import models  # noqa: E402,F401
 from . import hooks  # noqa: E402,F401
+from . import datasets  # noqa: E402,F401
 
 __version__ = '0.1.0'

@@ -21,6 +21,9 @@ Fixes:
   ``load_from`` / ``--resume``. mmengine's checkpoint module gets a ``torch``
   whose ``load`` defaults to ``weights_only=False``, as before torch 2.6.
   This only affects files the user names as checkpoints.
+* ``numpy_in1d``: numpy >= 2.4 removed ``np.in1d``, which cityscapesscripts
+  2.3 (mmseg's ``CityscapesMetric``) calls; restored as ``np.isin`` on the
+  flattened input, only when cityscapesscripts is installed.
 """
 import importlib
 import importlib.machinery
@@ -203,6 +206,24 @@ def _fix_torch_load():
     APPLIED.append('torch_load_weights_only')
 
 
+# ------------------------------------------------------------------ np.in1d
+def _fix_numpy_in1d():
+    """numpy 2.4 removed ``np.in1d``; cityscapesscripts 2.3 (used by
+    mmseg's ``CityscapesMetric``) still calls it. Restore it as the
+    documented equivalent, only when cityscapesscripts is installed."""
+    import numpy as np
+    if hasattr(np, 'in1d') or importlib.util.find_spec(
+            'cityscapesscripts') is None:
+        return
+
+    def in1d(ar1, ar2, assume_unique=False, invert=False):
+        return np.isin(np.ravel(ar1), ar2, assume_unique=assume_unique,
+                       invert=invert)
+
+    np.in1d = in1d
+    APPLIED.append('numpy_in1d')
+
+
 _done = False
 
 
@@ -215,3 +236,4 @@ def apply():
     _fix_mmcv_lite()
     _fix_pkg_resources()
     _fix_torch_load()
+    _fix_numpy_in1d()

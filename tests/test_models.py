@@ -205,6 +205,20 @@ def test_every_config_builds():
             assert model.backbone.depth == 101
             assert cfg.model.decode_head.norm_cfg.type == 'SyncBN'
             assert cfg.train_cfg.max_iters == 40000
+        if name.endswith('_cityscapes.py'):
+            for loader in ('train_dataloader', 'val_dataloader',
+                           'test_dataloader'):
+                assert cfg[loader].dataset.type == \
+                    'CheckedCityscapesDataset', (name, loader)
+            assert dict(type='RNGStateHook') in cfg.custom_hooks, name
+            if model.local_heads:  # SyncBN everywhere in the paper setting
+                assert any(isinstance(m, torch.nn.SyncBatchNorm)
+                           for m in model.local_heads.modules()), name
+        if 'b12' in name or '640x1280' in name:
+            head = model.local_heads[0]
+            assert (head.loss_recons_weight, head.loss_task_weight) == (
+                (1.0, 0.1) if 'b12' in name else (2.0, 1.0))
+            assert cfg.optim_wrapper.optimizer.lr == 0.015
         if name == 'deeplabv3_r101_k2_cityscapes.py':
             head = model.local_heads[0]
             assert (head.loss_recons_weight, head.loss_task_weight) == (1.5,

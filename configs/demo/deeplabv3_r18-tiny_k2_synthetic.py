@@ -47,11 +47,17 @@ test_pipeline = [
 train_dataloader = dict(
     batch_size=4,
     num_workers=2,
-    dataset=dict(data_root=data_root, pipeline=train_pipeline))
+    dataset=dict(
+        type='CheckedCityscapesDataset',
+        data_root=data_root,
+        pipeline=train_pipeline))
 val_dataloader = dict(
     batch_size=1,
     num_workers=2,
-    dataset=dict(data_root=data_root, pipeline=test_pipeline))
+    dataset=dict(
+        type='CheckedCityscapesDataset',
+        data_root=data_root,
+        pipeline=test_pipeline))
 test_dataloader = val_dataloader
 tta_pipeline = [
     dict(type='LoadImageFromFile', backend_args=None),

@@ -4,7 +4,10 @@ _base_ = './deeplabv3_r101_k2_cityscapes.py'
 crop_size = (640, 1280)
 model = dict(
     data_preprocessor=dict(size=crop_size),
-    local_heads=[dict(loss_recons_weight=2.0, loss_task_weight=1.0)])
+    local_heads=[
+        dict(loss_recons_weight=2.0, loss_task_weight=1.0,
+             norm_cfg=dict(type='SyncBN', requires_grad=True))
+    ])
 train_pipeline = [
     dict(type='LoadImageFromFile'),
     dict(type='LoadAnnotations'),

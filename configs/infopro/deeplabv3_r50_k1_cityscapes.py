@@ -5,3 +5,9 @@ model = dict(
     type='InfoProEncoderDecoder',
     backbone=dict(type='InfoProResNetV1c', split_points=[]))
 model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')
+# named errors for a missing/corrupt/mislabelled file (docs/cityscapes.md)
+train_dataloader = dict(dataset=dict(type='CheckedCityscapesDataset'))
+val_dataloader = dict(dataset=dict(type='CheckedCityscapesDataset'))
+test_dataloader = val_dataloader
+# RNG states in checkpoints: --resume continues the same random stream
+custom_hooks = [dict(type='RNGStateHook')]

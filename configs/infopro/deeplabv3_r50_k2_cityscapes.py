@@ -10,3 +10,9 @@ model = dict(
         dict(loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=norm_cfg)
     ])
 model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')
+# named errors for a missing/corrupt/mislabelled file (docs/cityscapes.md)
+train_dataloader = dict(dataset=dict(type='CheckedCityscapesDataset'))
+val_dataloader = dict(dataset=dict(type='CheckedCityscapesDataset'))
+test_dataloader = val_dataloader
+# RNG states in checkpoints: --resume continues the same random stream
+custom_hooks = [dict(type='RNGStateHook')]

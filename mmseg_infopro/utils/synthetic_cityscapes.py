@@ -16,8 +16,10 @@ Layout written under ``root`` (what mmseg's ``CityscapesDataset`` reads)::
     synthetic_meta.json
 
 With ``official=True`` also ``*_gtFine_polygons.json``,
-``*_gtFine_labelIds.png`` and ``*_gtFine_color.png`` as in the official
-download.
+``*_gtFine_labelIds.png``, ``*_gtFine_instanceIds.png`` and
+``*_gtFine_color.png`` as in the official download (the instance ids are
+what cityscapesscripts' pixel-level evaluation, and so mmseg's
+``CityscapesMetric``, reads besides the labelIds).
 """
 import json
 import os
@@ -42,6 +44,9 @@ CLASSES: List[Tuple[str, int, Tuple[int, int, int]]] = [
 ]
 NAME_TO_TRAIN_ID: Dict[str, int] = {c[0]: i for i, c in enumerate(CLASSES)}
 NAME_TO_ID: Dict[str, int] = {c[0]: c[1] for c in CLASSES}
+#: classes whose objects get their own instance id (``id * 1000 + k``)
+HAS_INSTANCES = frozenset(('person', 'rider', 'car', 'truck', 'bus', 'train',
+                           'motorcycle', 'bicycle'))
 IGNORE_INDEX = 255
 UNLABELED_ID = 0
 CITIES = {'train': ('synthtown', 'mockburg'), 'val': ('testville', )}
@@ -173,6 +178,23 @@ def rasterize(objects: List[Tuple[str, Polygon]], height: int, width: int,
     return arr[..., :3].copy() if encoding == 'color' else arr.copy()
 
 
+def rasterize_instances(objects: List[Tuple[str, Polygon]], height: int,
+                        width: int) -> np.ndarray:
+    """``*_gtFine_instanceIds.png`` content (uint16) exactly as
+    cityscapesscripts' ``createInstanceImage(..., 'ids')``: label ids, and
+    ``id * 1000 + k`` for the k-th object of a class with instances."""
+    img = Image.new('I', (width, height), UNLABELED_ID)
+    draw = ImageDraw.Draw(img)
+    count: Dict[str, int] = {}
+    for name, poly in objects:
+        value = NAME_TO_ID[name]
+        if name in HAS_INSTANCES:
+            value = value * 1000 + count.get(name, 0)
+            count[name] = count.get(name, 0) + 1
+        draw.polygon(poly, fill=value)
+    return np.asarray(img).astype(np.uint16)
+
+
 def render_image(train_ids: np.ndarray,
                  rng: np.random.Generator) -> np.ndarray:
     """RGB uint8 image for a train-id map: per-class colour (jittered per
@@ -248,6 +270,8 @@ def make_synthetic_cityscapes(root: str,
                     json.dump(polygons_json(objects, height, width), f)
                 _write_png(gt + 'labelIds.png',
                            rasterize(objects, height, width, 'ids'))
+                _write_png(gt + 'instanceIds.png',
+                           rasterize_instances(objects, height, width))
                 _write_png(gt + 'color.png',
                            rasterize(objects, height, width, 'color'))
             files[split].append(f'{city}/{stem}')
