@@ -54,7 +54,9 @@ def ensure_data(root):
 
 
 def loss_summary(work_dir):
-    """First vs last 20 logged iterations, per loss key."""
+    """Per loss key: the mean of the first and of the last 3 logged values
+    (the logger writes one every ``interval`` iterations), and the
+    iterations they span."""
     logs = sorted(glob.glob(osp.join(work_dir, '*', 'vis_data',
                                      'scalars.json')))
     records = []
@@ -63,14 +65,14 @@ def loss_summary(work_dir):
             records += [json.loads(line) for line in f]
     train = [r for r in records if 'loss' in r]
     keys = [k for k in train[0] if 'loss' in k] if train else []
+    n = max(1, min(3, len(train) // 2))
+    span = (f'it {train[0]["iter"]}-{train[n - 1]["iter"]}',
+            f'it {train[-n]["iter"]}-{train[-1]["iter"]}') if train else ()
     rows = []
     for key in keys:
         values = [r[key] for r in train if key in r]
-        n = max(1, min(20, len(values) // 4))
-        first = sum(values[:n]) / n
-        last = sum(values[-n:]) / n
-        rows.append((key, first, last))
-    return rows
+        rows.append((key, sum(values[:n]) / n, sum(values[-n:]) / n))
+    return span, rows
 
 
 def main(argv=None):
@@ -104,10 +106,11 @@ def main(argv=None):
 
     print('\n[demo] ' + '=' * 62)
     print(f'[demo] {name}: {runner.iter} iterations in {train_time:.0f} s')
-    print(f'[demo] {"loss":<18}{"first 20 it":>14}{"last 20 it":>14}')
-    for key, first, last in loss_summary(work_dir):
+    span, rows = loss_summary(work_dir)
+    print(f'[demo] {"loss (mean of 3 logs)":<22}{span[0]:>12}{span[1]:>14}')
+    for key, first, last in rows:
         trend = 'falling' if last < first else 'NOT falling'
-        print(f'[demo] {key:<18}{first:>14.4f}{last:>14.4f}   {trend}')
+        print(f'[demo] {key:<22}{first:>12.4f}{last:>14.4f}   {trend}')
     print(f'[demo] tools/test.py on {ckpt}: mIoU {metrics["mIoU"]:.2f}  '
           f'aAcc {metrics["aAcc"]:.2f}  mAcc {metrics["mAcc"]:.2f}')
     print('[demo] ' + '=' * 62)
