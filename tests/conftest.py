@@ -1,5 +1,4 @@
 """Shared fixtures: generated Cityscapes-format data and the demo config."""
-import os
 import os.path as osp
 import sys
 

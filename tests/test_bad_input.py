@@ -363,3 +363,28 @@ def test_runner_skips_a_corrupt_label(root, tmp_path):
     skipped = [m for m in log if 'skipping this sample' in m]
     assert skipped
     assert all(any(path in m for path in bad) for m in skipped)
+
+
+@pytest.mark.parametrize('pretrained', [
+    'http://127.0.0.1:9/resnet18_v1c.pth',  # refused at once, like offline
+    'checkpoints/no_such_resnet18_v1c.pth',
+])
+def test_unreachable_pretrained_suggests_a_local_path_or_none(
+        tmp_path, pretrained):
+    """The demo model with ``model.pretrained`` that cannot be fetched:
+    the error names it and says what to pass instead; with
+    ``pretrained=None`` the same model initialises."""
+    from mmseg.registry import MODELS
+    cfg = demo_cfg(tmp_path, str(tmp_path / 'work'))
+    cfg.model.pretrained = pretrained
+    model = MODELS.build(cfg.model)
+    with pytest.raises(RuntimeError) as info:
+        model.init_weights()
+    message = str(info.value)
+    for words in (repr(pretrained), 'model.pretrained=None',
+                  '--cfg-options model.pretrained=/path/to/resnet.pth'):
+        assert words in message, (words, message)
+    # (mmseg's EncoderDecoder copied pretrained into cfg.model.backbone)
+    cfg = demo_cfg(tmp_path, str(tmp_path / 'work'))
+    cfg.model.pretrained = None
+    MODELS.build(cfg.model).init_weights()

@@ -63,7 +63,8 @@ def test_compiled_op_with_mmcv_lite_says_install_full_mmcv():
 def test_mmseg_config_bases_resolve():
     from mmengine.config import Config
     cfg = Config.fromfile(
-        osp.join(REPO, 'configs', 'infopro', 'deeplabv3_r101_k2_cityscapes.py'))
+        osp.join(REPO, 'configs', 'infopro',
+                 'deeplabv3_r101_k2_cityscapes.py'))
     assert cfg.model.backbone.depth == 101  # from the mmseg:: base
     assert cfg.train_dataloader.dataset.data_root == 'data/cityscapes/'
 
@@ -73,7 +74,8 @@ def test_mmengine_checkpoint_loads_under_new_torch(tmp_path):
     from mmengine.runner.checkpoint import _load_checkpoint
     path = str(tmp_path / 'ckpt.pth')
     torch.save(dict(state_dict=dict(w=torch.ones(2)),
-                    message_hub=dict(buffer=HistoryBuffer([1., 2.], [1, 1]))), path)
+                    message_hub=dict(
+                        buffer=HistoryBuffer([1., 2.], [1, 1]))), path)
     ckpt = _load_checkpoint(path, map_location='cpu')
     assert torch.equal(ckpt['state_dict']['w'], torch.ones(2))
 
@@ -92,7 +94,8 @@ def test_nothing_is_patched_when_nothing_is_needed():
         import torch
         torch.__version__ = '2.5.1'             # "old torch"
         import numpy
-        numpy.in1d = getattr(numpy, 'in1d', None) or (lambda *a: 0)  # "old numpy"
+        # "old numpy"
+        numpy.in1d = getattr(numpy, 'in1d', None) or (lambda *a: 0)
         import importlib.util  # compat.py alone, not the package
         spec = importlib.util.spec_from_file_location(
             'compat', {osp.join(REPO, 'mmseg_infopro', 'compat.py')!r})

@@ -28,6 +28,7 @@ def backbone(split_points=(), depth=18, **kw):
     ([(2, 1), (2, 1)], ValueError, ['duplicate', '(2, 1)']),
     ([(1, 0)], ValueError, ['(1, 0)', 'very first block', '(1, 1)']),
     ('3,13', TypeError, ["'3,13'", '(layer, block)']),
+    ('auto', ValueError, ["'auto'", 'tools/plan_splits.py', '--write']),
     ([(3, )], TypeError, ['(3,)', 'pair']),
     ([(3.0, 1)], TypeError, ['(3.0, 1)', 'ints']),
     ([(1, 1)] * 8, ValueError, ['8 cuts', '8 blocks', 'at most 7']),
@@ -211,6 +212,8 @@ def test_every_config_builds():
                 assert cfg[loader].dataset.type == \
                     'CheckedCityscapesDataset', (name, loader)
             assert dict(type='RNGStateHook') in cfg.custom_hooks, name
+            assert dict(type='InfoProMemoryHook',
+                        interval=50) in cfg.custom_hooks, name
             if model.local_heads:  # SyncBN everywhere in the paper setting
                 assert any(isinstance(m, torch.nn.SyncBatchNorm)
                            for m in model.local_heads.modules()), name
@@ -221,8 +224,8 @@ def test_every_config_builds():
             assert cfg.optim_wrapper.optimizer.lr == 0.015
         if name == 'deeplabv3_r101_k2_cityscapes.py':
             head = model.local_heads[0]
-            assert (head.loss_recons_weight, head.loss_task_weight) == (1.5,
-                                                                       1.0)
+            weights = (head.loss_recons_weight, head.loss_task_weight)
+            assert weights == (1.5, 1.0)
             assert cfg.optim_wrapper.optimizer.lr == 0.01
             assert cfg.train_dataloader.batch_size == 2
             assert tuple(cfg.crop_size) == (512, 1024)

@@ -3,7 +3,8 @@ small DeepLabV3 with InfoPro K=2 through tools/train.py, evaluate mIoU
 through tools/test.py, and summarise how every module's loss fell.
 
     python tools/demo.py                      # K=2, ~5 min on 2 cores
-    python tools/demo.py --config configs/demo/deeplabv3_r18-tiny_k1_synthetic.py
+    python tools/demo.py \
+        --config configs/demo/deeplabv3_r18-tiny_k1_synthetic.py   # E2E
 """
 import argparse
 import glob
@@ -65,6 +66,7 @@ def loss_summary(work_dir):
             records += [json.loads(line) for line in f]
     train = [r for r in records if 'loss' in r]
     keys = [k for k in train[0] if 'loss' in k] if train else []
+    memory = [r for r in train if 'mem.saving' in r]
     n = max(1, min(3, len(train) // 2))
     span = (f'it {train[0]["iter"]}-{train[n - 1]["iter"]}',
             f'it {train[-n]["iter"]}-{train[-1]["iter"]}') if train else ()
@@ -72,7 +74,7 @@ def loss_summary(work_dir):
     for key in keys:
         values = [r[key] for r in train if key in r]
         rows.append((key, sum(values[:n]) / n, sum(values[-n:]) / n))
-    return span, rows
+    return span, rows, memory[-1] if memory else None
 
 
 def main(argv=None):
@@ -106,11 +108,17 @@ def main(argv=None):
 
     print('\n[demo] ' + '=' * 62)
     print(f'[demo] {name}: {runner.iter} iterations in {train_time:.0f} s')
-    span, rows = loss_summary(work_dir)
+    span, rows, memory = loss_summary(work_dir)
     print(f'[demo] {"loss (mean of 3 logs)":<22}{span[0]:>12}{span[1]:>14}')
     for key, first, last in rows:
         trend = 'falling' if last < first else 'NOT falling'
         print(f'[demo] {key:<22}{first:>12.4f}{last:>14.4f}   {trend}')
+    if memory:
+        peaks = ', '.join(f'{k[4:]} {v:.1f}' for k, v in memory.items()
+                          if k.startswith('mem.s') and k != 'mem.saving')
+        print(f'[demo] InfoProMemoryHook (MiB): {peaks}; E2E estimate '
+              f'{memory["mem.e2e_est"]:.1f}; saving '
+              f'{memory["mem.saving"]:.1%}')
     print(f'[demo] tools/test.py on {ckpt}: mIoU {metrics["mIoU"]:.2f}  '
           f'aAcc {metrics["aAcc"]:.2f}  mAcc {metrics["mAcc"]:.2f}')
     print('[demo] ' + '=' * 62)

@@ -46,7 +46,7 @@ except ImportError:  # running from a source checkout without install
 
 import numpy as np  # noqa: E402
 import torch  # noqa: E402
-from mmengine.config import Config, ConfigDict  # noqa: E402
+from mmengine.config import Config  # noqa: E402
 from mmengine.registry import Registry, init_default_scope  # noqa: E402
 
 #: this package's types and their plain mmseg equivalents:

@@ -15,4 +15,9 @@ train_dataloader = dict(dataset=dict(type='CheckedCityscapesDataset'))
 val_dataloader = dict(dataset=dict(type='CheckedCityscapesDataset'))
 test_dataloader = val_dataloader
 # RNG states in checkpoints: --resume continues the same random stream
-custom_hooks = [dict(type='RNGStateHook')]
+# InfoProMemoryHook: every 50 iterations, each module's peak memory, the E2E
+# estimate and the saving in the log (mem.s1, mem.s2, mem.e2e_est, mem.saving)
+custom_hooks = [
+    dict(type='RNGStateHook'),
+    dict(type='InfoProMemoryHook', interval=50)
+]

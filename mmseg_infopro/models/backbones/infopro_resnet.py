@@ -29,6 +29,12 @@ def normalize_split_points(split_points, stage_blocks: Sequence[int],
     """
     if split_points is None:
         return []
+    if isinstance(split_points, str) and split_points == 'auto':
+        raise ValueError(
+            f"{where}='auto' is not resolved when the model is built: the "
+            'balanced cuts depend on the batch and crop size. Plan them '
+            'with `python tools/plan_splits.py CONFIG --num-modules K '
+            '--write PLANNED_CONFIG.py` and train with the written config')
     if isinstance(split_points, (str, bytes)) or not isinstance(
             split_points, Sequence):
         raise TypeError(f'{where} must be a list of (layer, block) pairs, '
@@ -145,7 +151,8 @@ class InfoProResNetV1c(ResNetV1c):
         return [self.conv1, self.norm1, self.relu, self.maxpool]
 
     def module_parts(self, k: int) -> List[nn.Module]:
-        """The sub-modules (stem, blocks) whose parameters module ``k`` owns."""
+        """The sub-modules (stem, blocks) whose parameters module ``k``
+        owns."""
         parts = self.stem_modules() if k == 0 else []
         return parts + [self.get_block(*p) for p in self.module_blocks(k)]
 

@@ -147,13 +147,18 @@ class InfoProEncoderDecoder(EncoderDecoder):
             losses = self.local_heads[k].loss(x, gt, image, mask)
             return add_prefix(losses, f's{k + 1}'), x
         feats = tuple(outs.get(i) for i in self.backbone.out_indices)
+        return self.final_losses(feats, data_samples), x
+
+    def final_losses(self, feats, data_samples: SampleList) -> dict:
+        """Neck (if any), decode head and auxiliary head losses on the
+        backbone outputs ``feats`` (``decode.*`` / ``aux.*`` keys)."""
         if self.with_neck:
             feats = self.neck(feats)
         losses = self._decode_head_forward_train(feats, data_samples)
         if self.with_auxiliary_head:
             losses.update(
                 self._auxiliary_head_forward_train(feats, data_samples))
-        return losses, x
+        return losses
 
     def _local_targets(self, inputs: Tensor, data_samples: SampleList):
         gt = torch.stack([s.gt_sem_seg.data for s in data_samples

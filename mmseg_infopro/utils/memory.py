@@ -1,0 +1,506 @@
+"""Peak memory and step time of one training step, on any device.
+
+What is measured is one ``model.train_step(data, optim_wrapper)`` with a
+real SGD-with-momentum :class:`~mmengine.optim.OptimWrapper`, after a
+warm-up step (so the momentum buffers exist, as in any step but the first).
+
+* CUDA: ``torch.cuda.max_memory_allocated`` (what the paper reports), peak
+  reset before the step, minus what was allocated before the model was
+  built (other models, other schedules).
+* CPU, real or fake tensors: :class:`PeakTracker`, a
+  ``torch.distributed._tools.mem_tracker.MemTracker`` that tracks
+  parameters, buffers, gradients, optimizer states, activations and
+  temporaries of every tensor storage (nothing is sampled). Under
+  :func:`fake_mode` (``FakeTensorMode``) no tensor memory is allocated and
+  no arithmetic is done, so the paper's full size (ResNet-101, batch 4,
+  512x1024) is measured on a laptop CPU in seconds; the byte counts are the
+  same as with real tensors (tests/test_benchmark.py checks this).
+
+Per local module, the peak of the window from ``before_module(k)`` to
+``after_module(k)`` (module k's forward, its loss, its backward; for the
+last module also the optimizer step) is recorded through the segmentor's
+``module_callbacks``.
+"""
+import contextlib
+import copy
+import statistics
+import sys
+import time
+from typing import Callable, Dict, List, Optional, Sequence, Tuple
+
+import torch
+import torch.nn as nn
+from mmengine.config import Config, ConfigDict
+from mmengine.optim import OptimWrapper
+from mmengine.structures import PixelData
+from torch.distributed._tools.mem_tracker import MemTracker
+
+MiB = 2**20
+GiB = 2**30
+
+#: The schedules compared by tools/benchmark.py.
+SCHEDULES = ('e2e', 'checkpoint', 'infopro')
+SCHEDULE_TITLES = dict(
+    e2e='E2E (K=1)',
+    checkpoint='E2E + checkpointing',
+    infopro='InfoPro')
+
+
+def save_json(obj, path: str, log: Optional[Callable[[str], None]] = None
+              ) -> None:
+    """Write ``obj`` as indented JSON to ``path`` (folders created)."""
+    import json
+    import os
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    with open(path, 'w') as f:
+        json.dump(obj, f, indent=1)
+    if log:
+        log(f'wrote {path}')
+
+
+# --------------------------------------------------------------- configs
+def load_config(config: str) -> Config:
+    """``Config.fromfile`` (mmseg_infopro must be imported first, which
+    any caller of this module has done)."""
+    return Config.fromfile(config)
+
+
+def _sync_bn_to_bn(node):
+    """Replace ``SyncBN`` by ``BN`` everywhere in a config tree (SyncBN
+    needs a process group and GPU inputs)."""
+    if isinstance(node, dict):
+        for key, value in node.items():
+            if key == 'type' and value == 'SyncBN':
+                node[key] = 'BN'
+            else:
+                _sync_bn_to_bn(value)
+    elif isinstance(node, (list, tuple)):
+        for value in node:
+            _sync_bn_to_bn(value)
+
+
+def local_head_template(model_cfg) -> dict:
+    """The config's first local head (the one repeated for every cut), or
+    InfoProLocalHead's defaults when the config has none (a K=1 config)."""
+    heads = model_cfg.get('local_heads', None)
+    if isinstance(heads, dict):
+        return copy.deepcopy(dict(heads))
+    if heads:
+        return copy.deepcopy(dict(heads[0]))
+    return dict(type='InfoProLocalHead')
+
+
+def schedule_model_cfg(cfg: Config, schedule: str,
+                       cuts: Sequence[Tuple[int, int]] = (),
+                       size: Optional[Tuple[int, int]] = None
+                       ) -> ConfigDict:
+    """The model config of ``cfg`` for one benchmark schedule.
+
+    Args:
+        cfg: a config whose model is an ``InfoProEncoderDecoder`` with an
+            ``InfoProResNetV1c`` backbone (any number of cuts).
+        schedule: ``'e2e'`` (no cut, no local head: EncoderDecoder exactly),
+            ``'checkpoint'`` (e2e with ``backbone.with_cp=True``) or
+            ``'infopro'`` (``cuts``, the config's local head repeated).
+        cuts: the InfoPro cuts, ``[(layer, block), ...]``.
+        size: the crop ``(H, W)`` (``data_preprocessor.size``); default
+            the config's.
+
+    Pretrained weights are dropped (``pretrained=None``: nothing can be
+    downloaded here, and the memory does not depend on the values) and
+    SyncBN becomes BN.
+    """
+    if schedule not in SCHEDULES:
+        raise ValueError(f'unknown schedule {schedule!r}, allowed: '
+                         f'{", ".join(SCHEDULES)}')
+    model = copy.deepcopy(cfg.model)
+    if model.get('type') != 'InfoProEncoderDecoder' or \
+            model.backbone.get('type') != 'InfoProResNetV1c':
+        raise ValueError(
+            'the benchmark needs an InfoProEncoderDecoder with an '
+            'InfoProResNetV1c backbone, got model.type='
+            f'{model.get("type")!r}, backbone.type='
+            f'{model.backbone.get("type")!r}')
+    head = local_head_template(model)
+    model.pretrained = None
+    model.backbone.pop('init_cfg', None)
+    model.backbone.pop('pretrained', None)
+    _sync_bn_to_bn(model)
+    _sync_bn_to_bn(head)
+    if size is not None:
+        model.data_preprocessor.size = tuple(size)
+    if schedule == 'infopro':
+        cuts = [tuple(c) for c in cuts]
+        if not cuts:
+            raise ValueError('the infopro schedule needs at least one cut')
+        model.backbone.split_points = cuts
+        model.local_heads = [copy.deepcopy(head) for _ in cuts]
+    else:
+        model.backbone.split_points = []
+        model.local_heads = None
+        model.backbone.with_cp = schedule == 'checkpoint'
+    return model
+
+
+def config_cuts(cfg: Config) -> List[Tuple[int, int]]:
+    """The config's own cuts, ``model.backbone.split_points``."""
+    return [tuple(c) for c in cfg.model.backbone.get('split_points', [])]
+
+
+def optimizer_kwargs(cfg: Config) -> dict:
+    """SGD arguments: the config's optimizer when it is SGD with momentum,
+    else mmseg's default (lr 0.01, momentum 0.9, weight decay 5e-4)."""
+    opt = dict(cfg.get('optim_wrapper', {}).get('optimizer', {}) or {})
+    kwargs = dict(lr=0.01, momentum=0.9, weight_decay=5e-4)
+    if opt.get('type') == 'SGD' and opt.get('momentum', 0) > 0:
+        kwargs.update((k, opt[k]) for k in kwargs if k in opt)
+    return kwargs
+
+
+# --------------------------------------------------------------- building
+def build_model(model_cfg, device: str = 'cpu', seed: int = 0) -> nn.Module:
+    """Build the segmentor in train mode on ``device`` (under
+    :func:`fake_mode` its tensors are fake)."""
+    from mmseg.registry import MODELS
+    torch.manual_seed(seed)
+    model = MODELS.build(copy.deepcopy(model_cfg))
+    if device != 'cpu':
+        model.to(device)
+    model.train()
+    return model
+
+
+def sgd_optim_wrapper(model: nn.Module, **sgd_kwargs) -> OptimWrapper:
+    """A plain OptimWrapper around SGD over every trainable parameter."""
+    params = [p for p in model.parameters() if p.requires_grad]
+    return OptimWrapper(torch.optim.SGD(params, **sgd_kwargs))
+
+
+def synthetic_batch(batch: int, size: Tuple[int, int], num_classes: int,
+                    seed: int = 0, ignore_index: int = 255) -> dict:
+    """A fabricated dataloader batch: ``dict(inputs=[uint8 (3, H, W)],
+    data_samples=[SegDataSample])`` with random labels in
+    ``0..num_classes-1`` and a band of ``ignore_index`` pixels.
+
+    Under :func:`fake_mode` the tensors are fake (no memory, no values)."""
+    from mmseg.structures import SegDataSample
+    h, w = size
+    gen = None
+    if not _in_fake_mode():
+        gen = torch.Generator().manual_seed(seed)
+    inputs, samples = [], []
+    for _ in range(batch):
+        img = torch.randint(0, 256, (3, h, w), generator=gen,
+                            dtype=torch.uint8)
+        gt = torch.randint(0, num_classes, (1, h, w), generator=gen)
+        gt[:, :max(1, h // 32)] = ignore_index
+        sample = SegDataSample(gt_sem_seg=PixelData(data=gt))
+        sample.set_metainfo(
+            dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
+        inputs.append(img)
+        samples.append(sample)
+    return dict(inputs=inputs, data_samples=samples)
+
+
+def prepare_step(cfg: Config, schedule: str,
+                 cuts: Sequence[Tuple[int, int]], size: Tuple[int, int],
+                 batch: int, device: str = 'cpu', seed: int = 0) -> tuple:
+    """``(model, optim_wrapper, data)`` for one schedule of ``cfg``
+    (:func:`schedule_model_cfg`), ready for :func:`measure_step_memory`
+    or timing. Call it under :func:`fake_mode` for fake tensors."""
+    model = build_model(schedule_model_cfg(cfg, schedule, cuts, size),
+                        device, seed)
+    optim = sgd_optim_wrapper(model, **optimizer_kwargs(cfg))
+    data = synthetic_batch(batch, size, model.decode_head.num_classes, seed)
+    return model, optim, data
+
+
+# ------------------------------------------------------------ fake tensors
+def _in_fake_mode() -> bool:
+    from torch._guards import active_fake_mode
+    return active_fake_mode() is not None
+
+
+def _fake_safe_accuracy(pred, target, topk=1, thresh=None,
+                        ignore_index=None):
+    """mmseg's ``accuracy`` (top-1 only) without boolean-mask indexing,
+    whose output shape depends on the values (FakeTensorMode refuses it).
+    It only feeds the ``acc_seg`` log entry; its temporaries are a few
+    (N, H, W) bool/long tensors, as mmseg's."""
+    if topk not in (1, (1, )) or thresh is not None:
+        raise NotImplementedError('fake mode supports top-1 accuracy only')
+    valid = torch.ones_like(target, dtype=torch.bool) \
+        if ignore_index is None else target != ignore_index
+    correct = (pred.argmax(1) == target) & valid
+    acc = correct.sum().float().reshape(1) * 100.0 / \
+        valid.sum().clamp(min=1)
+    return acc if topk == 1 else [acc]
+
+
+@contextlib.contextmanager
+def fake_mode():
+    """``FakeTensorMode`` for a whole benchmark run: models, batches and
+    steps created inside hold fake tensors (shapes, dtypes, storages with
+    sizes, no memory). mmseg's ``accuracy`` (a log metric that indexes
+    with a boolean mask) is swapped for :func:`_fake_safe_accuracy` in
+    every mmseg / mmseg_infopro module that imported it, and restored on
+    exit."""
+    from torch._subclasses.fake_tensor import FakeTensorMode
+    import mmseg.models.losses  # noqa: F401  (loads the accuracy module)
+    original = sys.modules['mmseg.models.losses.accuracy'].accuracy
+    patched = []
+    for name, module in list(sys.modules.items()):
+        if name.startswith(('mmseg.', 'mmseg_infopro.')) and \
+                getattr(module, 'accuracy', None) is original:
+            module.accuracy = _fake_safe_accuracy
+            patched.append(module)
+    try:
+        with FakeTensorMode():
+            yield
+    finally:
+        for module in patched:
+            module.accuracy = original
+
+
+# ---------------------------------------------------------------- tracker
+class PeakTracker(MemTracker):
+    """MemTracker with peak *windows*: :meth:`start_window` restarts the
+    peak at the current total, :meth:`window_peak` reads the peak since
+    then; :meth:`overall_peak` is the peak of the whole context.
+
+    MemTracker keeps its running peak in ``_peak_mem`` /
+    ``_peak_mem_snap`` (torch 2.4 .. 2.13) and has no public reset; this
+    class is the only place that touches them.
+    """
+
+    def __init__(self):
+        super().__init__()
+        if not (hasattr(self, '_peak_mem') and hasattr(self,
+                                                       '_peak_mem_snap')):
+            raise RuntimeError(
+                'this torch version\'s MemTracker keeps no _peak_mem / '
+                '_peak_mem_snap: PeakTracker needs updating')
+        self._best: Dict[torch.device, dict] = {}
+
+    def _fold(self):
+        for dev, snap in self.get_tracker_snapshot('peak').items():
+            if snap.get('Total', 0) > self._best.get(dev, {}).get('Total', -1):
+                self._best[dev] = snap
+
+    def start_window(self) -> None:
+        self._fold()
+        current = self.get_tracker_snapshot('current')
+        self._peak_mem = {dev: s['Total'] for dev, s in current.items()}
+        self._peak_mem_snap = current
+
+    def current_total(self) -> int:
+        return sum(s['Total'] for s in
+                   self.get_tracker_snapshot('current').values())
+
+    def window_peak(self) -> int:
+        return sum(s['Total'] for s in
+                   self.get_tracker_snapshot('peak').values())
+
+    def overall_snapshot(self) -> dict:
+        """``{category: bytes}`` at the overall peak, summed over devices,
+        categories named as MemTracker's (Parameter, Buffer, Gradient,
+        Activation, Temp, Optstate, Other) plus Total."""
+        self._fold()
+        out: Dict[str, int] = {}
+        for snap in self._best.values():
+            for key, value in snap.items():
+                key = getattr(key, 'value', key)
+                out[key] = out.get(key, 0) + value
+        return out
+
+    def overall_peak(self) -> int:
+        return self.overall_snapshot().get('Total', 0)
+
+
+def _storage_bytes(tensors) -> int:
+    """Bytes of the storages of ``tensors`` (each storage once)."""
+    seen, total = set(), 0
+    for t in tensors:
+        if id(t) not in seen:
+            seen.add(id(t))
+            total += t.untyped_storage().nbytes()
+    return total
+
+
+def persistent_bytes(model: nn.Module, optim_wrapper: OptimWrapper) -> dict:
+    """Bytes of the parameters, buffers and optimizer states."""
+    states = [v for s in optim_wrapper.optimizer.state.values()
+              for v in s.values() if isinstance(v, torch.Tensor)]
+    return dict(
+        Parameter=_storage_bytes(model.parameters()),
+        Buffer=_storage_bytes(model.buffers()),
+        Optstate=_storage_bytes(states))
+
+
+class _ModuleWindows:
+    """A ``module_callbacks`` entry recording each local module's peak
+    (module k's forward, loss and backward; the last module's window also
+    holds the optimizer step)."""
+
+    def __init__(self, start: Callable[[], None], read: Callable[[], int]):
+        self.start, self.read = start, read
+        self.peaks: List[int] = []
+
+    def before_module(self, k: int) -> None:
+        self.start()
+
+    def after_module(self, k: int) -> None:
+        self.peaks.append(self.read())
+
+
+@contextlib.contextmanager
+def _callback(model, callback):
+    model.module_callbacks.append(callback)
+    try:
+        yield
+    finally:
+        model.module_callbacks.remove(callback)
+
+
+def measure_step_memory(model: nn.Module, optim_wrapper: OptimWrapper,
+                        data: dict, device: str = 'cpu',
+                        warmup: bool = True,
+                        baseline: int = 0) -> dict:
+    """Peak memory of one ``train_step``.
+
+    Args:
+        model: an InfoProEncoderDecoder (any K) in train mode.
+        optim_wrapper: its OptimWrapper (SGD with momentum).
+        data: a batch (see :func:`synthetic_batch`).
+        device: ``'cpu'`` (MemTracker; also for fake tensors) or ``'cuda'``
+            (``max_memory_allocated``).
+        warmup: run one untracked step first so that the optimizer states
+            exist (otherwise the step creates them).
+        baseline: cuda only: bytes allocated before this model was built,
+            subtracted from the readings.
+
+    Returns:
+        ``dict(peak=bytes, breakdown={category: bytes},
+        module_peaks=[bytes per local module])``. On CPU the breakdown is
+        MemTracker's at the peak; on cuda it has Parameter/Buffer/Optstate
+        (counted) and ``Other`` = the rest (activations, gradients,
+        temporaries).
+    """
+    if warmup:
+        model.train_step(data, optim_wrapper)
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+        overall = []
+
+        def start():
+            overall.append(torch.cuda.max_memory_allocated())
+            torch.cuda.reset_peak_memory_stats()
+
+        windows = _ModuleWindows(
+            start, lambda: torch.cuda.max_memory_allocated() - baseline)
+        torch.cuda.reset_peak_memory_stats()
+        with _callback(model, windows):
+            model.train_step(data, optim_wrapper)
+        torch.cuda.synchronize()
+        overall.append(torch.cuda.max_memory_allocated())
+        peak = max(overall) - baseline
+        breakdown = persistent_bytes(model, optim_wrapper)
+        breakdown['Other'] = peak - sum(breakdown.values())
+        breakdown['Total'] = peak
+        return dict(peak=peak, breakdown=breakdown,
+                    module_peaks=windows.peaks)
+    tracker = PeakTracker()
+    tracker.track_external(model, optim_wrapper.optimizer)
+    windows = _ModuleWindows(tracker.start_window, tracker.window_peak)
+    with _callback(model, windows), tracker:
+        model.train_step(data, optim_wrapper)
+    breakdown = tracker.overall_snapshot()
+    return dict(peak=breakdown.get('Total', 0), breakdown=breakdown,
+                module_peaks=windows.peaks)
+
+
+# ------------------------------------------------------------------- flops
+def count_step_flops(model: nn.Module, optim_wrapper: OptimWrapper,
+                     data: dict) -> int:
+    """FLOPs of one ``train_step`` (forward, backward, recomputation),
+    counted by ``torch.utils.flop_counter.FlopCounterMode`` from the
+    operators' shapes (matrix multiplications and convolutions; works on
+    fake tensors). Device-independent: the compute a schedule adds."""
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        model.train_step(data, optim_wrapper)
+    return counter.get_total_flops()
+
+
+# ------------------------------------------------------------------ timing
+def _sync(device):
+    if device.startswith('cuda'):
+        torch.cuda.synchronize()
+
+
+def time_steps(steps: Dict[str, Callable[[], object]], repeat: int = 5,
+               warmup: int = 1, device: str = 'cpu', reference: str = 'e2e',
+               log: Optional[Callable[[str], None]] = None) -> dict:
+    """Interleaved step timing with paired ratios.
+
+    Every round runs each schedule's step once, the order rotated from
+    round to round, so slow periods of a shared machine hit all schedules
+    alike; ``time_ratio`` is the median over rounds of
+    ``t_schedule / t_reference`` of the same round. Wall-clock time
+    (``time.perf_counter``) and, for CPU runs, the process's CPU time
+    (``time.process_time``: the work done, insensitive to other processes
+    taking the cores, but summed over threads) are both recorded.
+
+    Args:
+        steps: ``{name: callable running one training step}``.
+        repeat: timed rounds; ``warmup``: untimed rounds first.
+
+    Returns:
+        ``{name: dict(time_s=median wall time, times=[...],
+        time_ratio=median paired wall ratio to ``reference`` (None without
+        it), ratios=[...], cpu_time_s, cpu_times, cpu_time_ratio,
+        cpu_ratios (the same for CPU time; None on cuda))}``.
+    """
+    names = list(steps)
+    for r in range(warmup):
+        for name in names:
+            if log:
+                log(f'  warm-up {r + 1}/{warmup}: {name}')
+            steps[name]()
+    times = {name: [] for name in names}
+    cpu = {name: [] for name in names}
+    for r in range(repeat):
+        order = names[r % len(names):] + names[:r % len(names)]
+        for name in order:
+            _sync(device)
+            start, start_cpu = time.perf_counter(), time.process_time()
+            steps[name]()
+            _sync(device)
+            times[name].append(time.perf_counter() - start)
+            cpu[name].append(time.process_time() - start_cpu)
+        if log:
+            log(f'  round {r + 1}/{repeat}: ' + ', '.join(
+                f'{n} {times[n][-1]:.2f}s (cpu {cpu[n][-1]:.2f}s)'
+                for n in names))
+
+    def paired(values, name):
+        if reference not in values or repeat == 0:
+            return None
+        return [t / t0 for t, t0 in zip(values[name], values[reference])]
+
+    def median(values):
+        return statistics.median(values) if values else None
+
+    out = {}
+    for name in names:
+        ratios, cpu_ratios = paired(times, name), paired(cpu, name)
+        on_cpu = not device.startswith('cuda')
+        out[name] = dict(
+            time_s=median(times[name]), times=times[name],
+            time_ratio=median(ratios), ratios=ratios,
+            cpu_time_s=median(cpu[name]) if on_cpu else None,
+            cpu_times=cpu[name] if on_cpu else None,
+            cpu_time_ratio=median(cpu_ratios) if on_cpu else None,
+            cpu_ratios=cpu_ratios if on_cpu else None)
+    return out
