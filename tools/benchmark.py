@@ -200,7 +200,9 @@ def print_hook_line(result, out=sys.stdout):
 
 def markdown_rows(paths, out=sys.stdout):
     """The rows of docs/benchmarks.md's tables from benchmark JSON files:
-    one row per schedule (E2E rows once), the command in the last column.
+    one row per schedule (a schedule measured again with the same cuts on
+    the same device, e.g. E2E next to every planned K, once), the command
+    in the last column.
     """
     def num(value, fmt):
         return '-' if value is None else format(value, fmt)
@@ -213,7 +215,8 @@ def markdown_rows(paths, out=sys.stdout):
         with open(path) as f:
             result = json.load(f)
         for name, r in result['schedules'].items():
-            key = (name, tuple(map(tuple, r['cuts'])))
+            key = (name, tuple(map(tuple, r['cuts'])),
+                   result['device_name'], result['fake'])
             if key in seen:
                 continue
             seen.add(key)

@@ -2,7 +2,7 @@
 # Every figure of docs/benchmarks.md, regenerated: JSON in docs/bench/,
 # the plot in docs/benchmarks_peak_vs_k.png.
 #   bash tools/run_benchmarks.sh          # fake-mode memory rows (~4 min)
-#   bash tools/run_benchmarks.sh --time   # + CPU step-time rows (~25 min)
+#   bash tools/run_benchmarks.sh --time   # + CPU step-time rows (~45 min)
 #   bash tools/run_benchmarks.sh --gpu    # + GPU rows (needs CUDA)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -25,7 +25,9 @@ for arg in "$@"; do
   case $arg in
     --time)
       python tools/benchmark.py $R50 --batch 2 --size 256 512 --threads 1 \
-        --repeat 7 --warmup 1 --flops --out $B/r50_b2_256x512_cpu_1thread.json ;;
+        --repeat 7 --warmup 1 --flops --out $B/r50_b2_256x512_cpu_1thread.json
+      python tools/benchmark.py $R50 --batch 2 --size 256 512 \
+        --repeat 9 --warmup 1 --flops --out $B/r50_b2_256x512_cpu_2threads.json ;;
     --gpu)
       python tools/benchmark.py $R101 --device cuda --batch 2 --size 512 1024 \
         --repeat 10 --warmup 3 --out $B/r101_b2_512x1024_cuda.json
