@@ -31,6 +31,7 @@ from typing import Callable, Dict, List, Optional, Sequence, Tuple
 import torch
 import torch.nn as nn
 from mmengine.config import Config, ConfigDict
+from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.structures import PixelData
 from torch.distributed._tools.mem_tracker import MemTracker
@@ -65,20 +66,6 @@ def load_config(config: str) -> Config:
     return Config.fromfile(config)
 
 
-def _sync_bn_to_bn(node):
-    """Replace ``SyncBN`` by ``BN`` everywhere in a config tree (SyncBN
-    needs a process group and GPU inputs)."""
-    if isinstance(node, dict):
-        for key, value in node.items():
-            if key == 'type' and value == 'SyncBN':
-                node[key] = 'BN'
-            else:
-                _sync_bn_to_bn(value)
-    elif isinstance(node, (list, tuple)):
-        for value in node:
-            _sync_bn_to_bn(value)
-
-
 def local_head_template(model_cfg) -> dict:
     """The config's first local head (the one repeated for every cut), or
     InfoProLocalHead's defaults when the config has none (a K=1 config)."""
@@ -107,8 +94,8 @@ def schedule_model_cfg(cfg: Config, schedule: str,
             the config's.
 
     Pretrained weights are dropped (``pretrained=None``: nothing can be
-    downloaded here, and the memory does not depend on the values) and
-    SyncBN becomes BN.
+    downloaded here, and the memory does not depend on the values);
+    :func:`build_model` turns SyncBN into BN.
     """
     if schedule not in SCHEDULES:
         raise ValueError(f'unknown schedule {schedule!r}, allowed: '
@@ -125,8 +112,6 @@ def schedule_model_cfg(cfg: Config, schedule: str,
     model.pretrained = None
     model.backbone.pop('init_cfg', None)
     model.backbone.pop('pretrained', None)
-    _sync_bn_to_bn(model)
-    _sync_bn_to_bn(head)
     if size is not None:
         model.data_preprocessor.size = tuple(size)
     if schedule == 'infopro':
@@ -163,7 +148,8 @@ def build_model(model_cfg, device: str = 'cpu', seed: int = 0) -> nn.Module:
     :func:`fake_mode` its tensors are fake)."""
     from mmseg.registry import MODELS
     torch.manual_seed(seed)
-    model = MODELS.build(copy.deepcopy(model_cfg))
+    # SyncBN needs a process group and GPU inputs; BN holds the same memory
+    model = revert_sync_batchnorm(MODELS.build(copy.deepcopy(model_cfg)))
     if device != 'cpu':
         model.to(device)
     model.train()

@@ -49,11 +49,11 @@ from typing import (Callable, Dict, Iterable, List, Optional, Sequence, Set,
                     Tuple)
 
 import torch
+from mmengine.model import revert_sync_batchnorm
 
 from .memory import (PeakTracker, _storage_bytes, build_model, fake_mode,
                      local_head_template, optimizer_kwargs,
-                     schedule_model_cfg, sgd_optim_wrapper, synthetic_batch,
-                     _sync_bn_to_bn)
+                     schedule_model_cfg, sgd_optim_wrapper, synthetic_batch)
 
 Item = object  # 'stem' or (layer, block)
 
@@ -486,7 +486,6 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         data = synthetic_batch(batch, size, num_classes, seed)
 
         head_cfg = local_head_template(cfg.model)
-        _sync_bn_to_bn(head_cfg)
         head_cfg.setdefault('type', 'InfoProLocalHead')
         heads = {}
         for layer in range(1, len(backbone.stage_blocks) + 1):
@@ -495,7 +494,7 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
                      num_classes=num_classes,
                      align_corners=model.align_corners)
             torch.manual_seed(seed)
-            heads[layer] = MODELS.build(c)
+            heads[layer] = revert_sync_batchnorm(MODELS.build(c))
             if device != 'cpu':
                 heads[layer].to(device)
             heads[layer].train()
