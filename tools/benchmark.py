@@ -237,7 +237,11 @@ def plot_peaks(paths, out):
     and size): InfoPro runs as points (planned cuts joined by a line, the
     config's cuts as a separate marker), E2E at K=1, checkpointing as a
     horizontal line."""
-    import matplotlib
+    try:
+        import matplotlib
+    except ImportError:
+        raise SystemExit('benchmark.py plot needs matplotlib: pip install '
+                         'matplotlib (or pip install -e ".[bench]")') from None
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     runs = []
