@@ -1,8 +1,10 @@
 """Shared fixtures: generated Cityscapes-format data and the demo config."""
 import os.path as osp
 import sys
+from contextlib import contextmanager
 
 import pytest
+import torch
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
 if REPO not in sys.path:
@@ -15,6 +17,25 @@ DEMO_K2 = osp.join(REPO, 'configs', 'demo',
                    'deeplabv3_r18-tiny_k2_synthetic.py')
 DEMO_K1 = osp.join(REPO, 'configs', 'demo',
                    'deeplabv3_r18-tiny_k1_synthetic.py')
+
+
+@contextmanager
+def single_thread():
+    """One intra-op thread (as the torchrun workers, OMP_NUM_THREADS=1): on
+    a loaded 2-core machine two spinning OpenMP threads can make the small
+    steps of these tests many times slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(threads)
+
+
+@pytest.fixture
+def one_thread():
+    with single_thread():
+        yield
 
 
 @pytest.fixture(scope='session')

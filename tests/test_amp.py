@@ -31,14 +31,8 @@ requires_cuda = pytest.mark.skipif(
     not torch.cuda.is_available(), reason='needs a CUDA GPU')
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Single-threaded: on a loaded 2-core machine two spinning OpenMP
-    threads can make these small steps many times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+# single-threaded (conftest.one_thread) for every test here
+pytestmark = pytest.mark.usefixtures('one_thread')
 
 
 class CPUScalerOptimWrapper(AmpOptimWrapper):

@@ -5,23 +5,12 @@ import os.path as osp
 import sys
 
 import pytest
-import torch
 from mmseg_infopro.utils.memory import time_steps
 
 from conftest import DEMO_K1, DEMO_K2, REPO
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import benchmark  # noqa: E402  (tools/benchmark.py)
-
-
-@pytest.fixture
-def one_thread():
-    """One intra-op thread: on a shared 2-core machine two OpenMP threads
-    contending with other processes make small steps 5-10x slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_benchmark_cpu_three_schedules(tmp_path, one_thread):

@@ -12,7 +12,6 @@ import os.path as osp
 import socket
 import subprocess
 import sys
-from contextlib import contextmanager
 
 import pytest
 import torch
@@ -23,7 +22,7 @@ from mmengine.logging import MessageHub
 
 from mmseg.registry import HOOKS, MODELS
 
-from conftest import DEMO_K2, REPO, demo_cfg
+from conftest import DEMO_K2, REPO, demo_cfg, single_thread
 
 TESTS = osp.dirname(osp.abspath(__file__))
 sys.path.insert(0, osp.join(REPO, 'tools'))
@@ -177,25 +176,12 @@ def dist_train(cfg, work_dir, nproc=2, timeout=240):
                       weights_only=False)
 
 
-@contextmanager
-def one_thread():
-    """Run in-process work single-threaded like the torchrun workers
-    (OMP_NUM_THREADS=1): on a loaded 2-core machine, two spinning OpenMP
-    threads can make an iteration tens of times slower."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    try:
-        yield
-    finally:
-        torch.set_num_threads(threads)
-
-
 def single_train(cfg, work_dir):
     """The same training in this process (launcher none)."""
     path = osp.join(str(work_dir), 'cfg.py')
     os.makedirs(work_dir, exist_ok=True)
     cfg.dump(path)
-    with one_thread():
+    with single_thread():
         train_tool.main([path])
     return torch.load(osp.join(str(work_dir), 'probe.pt'),
                       weights_only=False)
@@ -276,7 +262,7 @@ def test_bn_distributed_validation(synthetic_root, tmp_path):
     cfg = own_visualizer(demo_cfg(synthetic_root, tmp_path / 'test'))
     path = str(tmp_path / 'test_cfg.py')
     cfg.dump(path)
-    with one_thread():
+    with single_thread():
         metrics = test_tool.main([path, str(work / 'iter_2.pth')])
     assert set(metrics) == set(rec['metrics'])
     for key, value in metrics.items():

@@ -1,25 +1,24 @@
 """Cut planning (mmseg_infopro.utils.split_planning, tools/plan_splits.py)
 and the InfoProMemoryHook in a real Runner."""
 import glob
+import itertools
 import json
 import os.path as osp
 import random
 import sys
 
 import pytest
-import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmseg.registry import MODELS
 from mmseg_infopro.models.backbones.infopro_resnet import \
     normalize_split_points
-from mmseg_infopro.utils.memory import (build_model, load_config,
+from mmseg_infopro.utils.memory import (build_model, measure_schedule,
                                         measure_step_memory,
                                         optimizer_kwargs, schedule_model_cfg,
                                         sgd_optim_wrapper, synthetic_batch)
-from mmseg_infopro.utils.split_planning import (brute_force_partition,
-                                                measure_profile,
+from mmseg_infopro.utils.split_planning import (measure_profile,
                                                 minmax_partition, plan_cuts)
 
 from conftest import DEMO_K2, REPO, demo_cfg
@@ -28,15 +27,24 @@ sys.path.insert(0, osp.join(REPO, 'tools'))
 import plan_splits  # noqa: E402  (tools/plan_splits.py)
 
 
-@pytest.fixture
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
-
-
 # ---------------------------------------------------------------- solver
+def brute_force_partition(n: int, k: int, cost, allowed=None
+                          ) -> tuple:
+    """The same objective as :func:`minmax_partition` by enumerating every
+    partition."""
+    allowed = sorted(set(range(1, n) if allowed is None else allowed))
+    best = None
+    for cuts in itertools.combinations(allowed, k - 1):
+        bounds = [0, *cuts, n]
+        value = max(cost(a, b, m)
+                    for m, (a, b) in enumerate(zip(bounds, bounds[1:])))
+        if best is None or value < best[1]:
+            best = (list(cuts), value)
+    if best is None:
+        raise ValueError(f'k={k} groups impossible for n={n} items')
+    return best
+
+
 def _memory_like_costs(rng, n):
     """Costs shaped like module peaks: a start term (gradients and inputs
     of earlier modules), the items' activations, an end term (the head),
@@ -108,18 +116,15 @@ def test_plan_on_demo_model_predicts_measured_peak(one_thread):
     measured peak of every local module of the planned partition (and of
     E2E and the config's own cut); the planned cuts are valid split
     points; planning never loses to the config's hand-picked cut."""
-    cfg = load_config(DEMO_K2)
+    cfg = Config.fromfile(DEMO_K2)
     size, batch = (96, 192), 2
     profile = measure_profile(cfg, batch, size, fake=False)
     names = [it.name for it in profile.items]
     assert names[0] == 'stem' and len(names) == 1 + 8  # ResNet-18: 8 blocks
 
     def measured(cuts):
-        schedule = 'infopro' if cuts else 'e2e'
-        model = build_model(schedule_model_cfg(cfg, schedule, cuts, size))
-        optim = sgd_optim_wrapper(model, **optimizer_kwargs(cfg))
-        data = synthetic_batch(batch, size, 19)
-        return measure_step_memory(model, optim, data)
+        return measure_schedule(cfg, 'infopro' if cuts else 'e2e', cuts,
+                                size, batch)
 
     cuts, pred = plan_cuts(profile, 2)
     assert normalize_split_points(cuts, (2, 2, 2, 2)) == cuts

@@ -54,13 +54,14 @@ except ImportError:  # running from a source checkout without install
 
 import torch
 
+from mmengine.config import Config
+
+from mmseg_infopro.hooks import InfoProMemoryHook
 from mmseg_infopro.utils.memory import (MiB, SCHEDULE_TITLES, SCHEDULES,
                                         config_cuts, count_step_flops,
-                                        fake_mode, load_config,
-                                        measure_step_memory, prepare_step,
-                                        save_json,
+                                        fake_mode, measure_step_memory,
+                                        prepare_step, save_json, step_shape,
                                         time_steps)
-from mmseg_infopro.hooks import InfoProMemoryHook
 from mmseg_infopro.utils.split_planning import measure_profile, plan_cuts
 
 
@@ -320,11 +321,8 @@ def main(argv=None):
 
     if args.threads is not None:
         torch.set_num_threads(args.threads)
-    cfg = load_config(args.config)
-    batch = args.batch or cfg.get('train_dataloader', {}).get(
-        'batch_size', 2)
-    size = tuple(args.size) if args.size else tuple(
-        cfg.model.data_preprocessor.get('size') or (512, 1024))
+    cfg = Config.fromfile(args.config)
+    batch, size = step_shape(cfg, args.batch, args.size)
     device = args.device
     if device == 'cuda':
         torch.backends.cudnn.benchmark = True

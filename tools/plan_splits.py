@@ -13,7 +13,6 @@ writes a config that inherits CONFIG with the planned cuts and K-1 copies
 of CONFIG's first local head.
 """
 import argparse
-import contextlib
 import os
 import os.path as osp
 import shlex
@@ -28,10 +27,11 @@ except ImportError:  # running from a source checkout without install
 
 import torch
 
-from mmseg_infopro.utils.memory import (MiB, fake_mode, load_config,
-                                        local_head_template,
-                                        measure_step_memory, prepare_step,
-                                        save_json)
+from mmengine.config import Config
+
+from mmseg_infopro.utils.memory import (MiB, local_head_template,
+                                        measure_schedule, save_json,
+                                        step_shape)
 from mmseg_infopro.utils.split_planning import measure_profile, plan_cuts
 
 
@@ -107,11 +107,8 @@ def main(argv=None):
     def log(msg):
         print(f'[{time.time() - started:6.1f}s] {msg}', flush=True)
 
-    cfg = load_config(args.config)
-    batch = args.batch or cfg.get('train_dataloader', {}).get(
-        'batch_size', 2)
-    size = tuple(args.size) if args.size else tuple(
-        cfg.model.data_preprocessor.get('size') or (512, 1024))
+    cfg = Config.fromfile(args.config)
+    batch, size = step_shape(cfg, args.batch, args.size)
     device = 'cpu' if args.fake else args.device
     log(f'{args.config}: batch {batch}, {size[0]}x{size[1]}'
         f'{" (fake tensors)" if args.fake else ", " + device}; measuring '
@@ -151,16 +148,9 @@ def main(argv=None):
         for schedule, sched_cuts in (('infopro', cuts), ('e2e', [])):
             if schedule == 'infopro' and not cuts:
                 continue
-            ctx = fake_mode() if args.fake else contextlib.nullcontext()
-            with ctx:
-                baseline = torch.cuda.memory_allocated() \
-                    if device == 'cuda' else 0
-                model, optim, data = prepare_step(
-                    cfg, schedule, sched_cuts, size, batch, device,
-                    args.seed)
-                measured[schedule] = measure_step_memory(
-                    model, optim, data, device=device, baseline=baseline)
-                del model, optim, data
+            measured[schedule] = measure_schedule(
+                cfg, schedule, sched_cuts, size, batch, device, args.fake,
+                args.seed)
         e2e = measured['e2e']['peak']
         ip = measured.get('infopro', measured['e2e'])
         plan.update(

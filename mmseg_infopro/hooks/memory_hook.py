@@ -4,6 +4,7 @@ from typing import Dict, List, Optional
 
 import torch
 from mmengine.hooks import Hook
+from mmengine.logging import MessageHub
 
 from mmseg.registry import HOOKS
 from ..utils.memory import MiB, PeakTracker
@@ -22,7 +23,8 @@ class InfoProMemoryHook(Hook):
 
     It registers itself in the segmentor's ``module_callbacks`` (model
     wrappers are unwrapped through ``.module``) and, on a measured
-    iteration, reads around every local module k:
+    iteration only (forward and optimizer hooks are added for that
+    iteration and removed after it), reads around every local module k:
 
     * ``before_k``: memory in use when module k starts;
     * ``fwd_k``: memory in use right after module k's backbone blocks ran
@@ -118,22 +120,9 @@ class InfoProMemoryHook(Hook):
         self._model = model
         if self not in model.module_callbacks:
             model.module_callbacks.append(self)
-        optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
-        if isinstance(optimizer, torch.optim.Optimizer):
-            self._handles.append(
-                optimizer.register_step_pre_hook(self._before_step))
-        backbone = model.backbone
-        for k in range(model.num_modules):
-            layer, block = backbone.module_blocks(k)[-1]
-            self._handles.append(
-                backbone.get_block(layer, block).register_forward_hook(
-                    partial(self._after_backbone, k)))
 
     def after_run(self, runner) -> None:
-        self._close_tracker()
-        for handle in self._handles:
-            handle.remove()
-        self._handles.clear()
+        self._stop()
         if self._model is not None and self in self._model.module_callbacks:
             self._model.module_callbacks.remove(self)
 
@@ -154,7 +143,31 @@ class InfoProMemoryHook(Hook):
             return torch.cuda.max_memory_allocated()
         return self._tracker.window_peak()
 
-    def _close_tracker(self) -> None:
+    def _start(self, optimizer) -> None:
+        """For a measured iteration only: the optimizer step pre-hook, a
+        forward hook on the last block of every module and, on the CPU,
+        the tracker (other iterations run with none of them)."""
+        if isinstance(optimizer, torch.optim.Optimizer):
+            self._handles.append(
+                optimizer.register_step_pre_hook(self._before_step))
+        backbone = self._model.backbone
+        for k in range(self._model.num_modules):
+            layer, block = backbone.module_blocks(k)[-1]
+            self._handles.append(
+                backbone.get_block(layer, block).register_forward_hook(
+                    partial(self._after_backbone, k)))
+        if not self._cuda:
+            tracker = PeakTracker()
+            tracker.track_external(self._model)
+            if isinstance(optimizer, torch.optim.Optimizer):
+                tracker.track_external(optimizer)
+            tracker.__enter__()
+            self._tracker = tracker
+
+    def _stop(self) -> None:
+        for handle in self._handles:
+            handle.remove()
+        self._handles.clear()
         if self._tracker is not None:
             self._tracker.__exit__(None, None, None)
             self._tracker = None
@@ -162,22 +175,15 @@ class InfoProMemoryHook(Hook):
     # ---------------------------------------------------- per iteration
     def before_train_iter(self, runner, batch_idx: int,
                           data_batch=None) -> None:
-        self._close_tracker()  # left open by an interrupted iteration
+        self._stop()  # left running by an interrupted iteration
         self._active = False
         if not self.every_n_train_iters(runner, self.interval):
             return
         param = next(self._model.parameters(), None)
         self._cuda = param is not None and param.device.type == 'cuda'
-        if not self._cuda:
-            if not self.cpu:
-                return
-            tracker = PeakTracker()
-            tracker.track_external(self._model)
-            optimizer = getattr(runner.optim_wrapper, 'optimizer', None)
-            if isinstance(optimizer, torch.optim.Optimizer):
-                tracker.track_external(optimizer)
-            tracker.__enter__()
-            self._tracker = tracker
+        if not self._cuda and not self.cpu:
+            return
+        self._start(getattr(runner.optim_wrapper, 'optimizer', None))
         for readings in (self._before, self._fwd, self._peaks,
                          self._pre_step, self._step):
             readings.clear()
@@ -213,7 +219,7 @@ class InfoProMemoryHook(Hook):
         if not self._active:
             return
         self._active = False
-        self._close_tracker()
+        self._stop()
         values = self.summarise(self._before, self._fwd, self._peaks,
                                 self._pre_step, self._step)
         self.last = values
@@ -229,16 +235,9 @@ class InfoProMemoryHook(Hook):
         measured E2E step (also under FakeTensorMode)."""
         from types import SimpleNamespace
         hook = cls(interval=1)
-        values: Dict[str, float] = {}
-
-        class _Hub:
-
-            @staticmethod
-            def update_scalar(key, value):
-                values[key.split('/', 1)[-1]] = value
-
-        runner = SimpleNamespace(model=model, optim_wrapper=optim_wrapper,
-                                 iter=0, message_hub=_Hub())
+        runner = SimpleNamespace(
+            model=model, optim_wrapper=optim_wrapper, iter=0,
+            message_hub=MessageHub(f'infopro_memory_hook_{id(hook)}'))
         hook.before_run(runner)
         try:
             hook.before_train_iter(runner, 0, data)
@@ -246,7 +245,7 @@ class InfoProMemoryHook(Hook):
             hook.after_train_iter(runner, 0, data)
         finally:
             hook.after_run(runner)
-        return values
+        return hook.last
 
     @staticmethod
     def summarise(before: Dict[int, int], fwd: Dict[int, int],

@@ -60,12 +60,6 @@ def save_json(obj, path: str, log: Optional[Callable[[str], None]] = None
 
 
 # --------------------------------------------------------------- configs
-def load_config(config: str) -> Config:
-    """``Config.fromfile`` (mmseg_infopro must be imported first, which
-    any caller of this module has done)."""
-    return Config.fromfile(config)
-
-
 def local_head_template(model_cfg) -> dict:
     """The config's first local head (the one repeated for every cut), or
     InfoProLocalHead's defaults when the config has none (a K=1 config)."""
@@ -188,6 +182,17 @@ def synthetic_batch(batch: int, size: Tuple[int, int], num_classes: int,
     return dict(inputs=inputs, data_samples=samples)
 
 
+def step_shape(cfg: Config, batch: Optional[int] = None,
+               size: Optional[Sequence[int]] = None) -> Tuple[int, tuple]:
+    """``(batch, (H, W))`` of the measured step: the given values, else
+    the config's ``train_dataloader.batch_size`` and
+    ``data_preprocessor.size`` (2 and 512x1024 when it has none)."""
+    batch = batch or cfg.get('train_dataloader', {}).get('batch_size', 2)
+    size = tuple(size) if size else tuple(
+        cfg.model.data_preprocessor.get('size') or (512, 1024))
+    return batch, size
+
+
 def prepare_step(cfg: Config, schedule: str,
                  cuts: Sequence[Tuple[int, int]], size: Tuple[int, int],
                  batch: int, device: str = 'cpu', seed: int = 0) -> tuple:
@@ -304,7 +309,7 @@ class PeakTracker(MemTracker):
 
 
 def _storage_bytes(tensors) -> int:
-    """Bytes of the storages of ``tensors`` (each storage once)."""
+    """Bytes of the storages of ``tensors`` (each tensor counted once)."""
     seen, total = set(), 0
     for t in tensors:
         if id(t) not in seen:
@@ -490,3 +495,17 @@ def time_steps(steps: Dict[str, Callable[[], object]], repeat: int = 5,
             cpu_time_ratio=median(cpu_ratios) if on_cpu else None,
             cpu_ratios=cpu_ratios if on_cpu else None)
     return out
+
+
+def measure_schedule(cfg: Config, schedule: str,
+                     cuts: Sequence[Tuple[int, int]], size: Tuple[int, int],
+                     batch: int, device: str = 'cpu', fake: bool = False,
+                     seed: int = 0) -> dict:
+    """:func:`measure_step_memory` of one schedule on a freshly built model
+    (under :func:`fake_mode` with ``fake``); the model is dropped after."""
+    with fake_mode() if fake else contextlib.nullcontext():
+        baseline = torch.cuda.memory_allocated() if device == 'cuda' else 0
+        model, optim, data = prepare_step(cfg, schedule, cuts, size, batch,
+                                          device, seed)
+        return measure_step_memory(model, optim, data, device=device,
+                                   baseline=baseline)

@@ -142,23 +142,6 @@ def minmax_partition(n: int, k: int, cost: Callable[[int, int, int], float],
     return balanced, value
 
 
-def brute_force_partition(n: int, k: int, cost, allowed=None
-                          ) -> Tuple[List[int], float]:
-    """The same objective as :func:`minmax_partition` by enumerating every
-    partition (for tests and small problems)."""
-    allowed = sorted(set(range(1, n) if allowed is None else allowed))
-    best = None
-    for cuts in itertools.combinations(allowed, k - 1):
-        bounds = [0, *cuts, n]
-        value = max(cost(a, b, m)
-                    for m, (a, b) in enumerate(zip(bounds, bounds[1:])))
-        if best is None or value < best[1]:
-            best = (list(cuts), value)
-    if best is None:
-        raise ValueError(f'k={k} groups impossible for n={n} items')
-    return best
-
-
 # --------------------------------------------------------------- profile
 @dataclass
 class ItemCost:
@@ -209,7 +192,6 @@ class MemoryProfile:
     # peak of the final heads when the outputs of the first j layers they
     # read come detached from earlier modules (no gradient computed)
     final_peaks_detached: List[int] = field(default_factory=list)
-    meta: dict = field(default_factory=dict)
 
     # ---------------------------------------------------------- indexing
     @property
@@ -603,5 +585,4 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         items=items, local_heads=local, final_heads=final,
         data_e2e=data_e2e, data_local=data_local,
         opt_per_param=opt_per_param, step_temp=step_temp, used_layers=used,
-        final_peaks_detached=detached_peaks,
-        meta=dict(batch=batch, size=list(size), fake=fake, device=device))
+        final_peaks_detached=detached_peaks)
