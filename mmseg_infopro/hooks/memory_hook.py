@@ -1,5 +1,4 @@
 """Log every local module's peak memory during training."""
-from functools import partial
 from typing import Dict, List, Optional
 
 import torch
@@ -23,12 +22,13 @@ class InfoProMemoryHook(Hook):
 
     It registers itself in the segmentor's ``module_callbacks`` (model
     wrappers are unwrapped through ``.module``) and, on a measured
-    iteration only (forward and optimizer hooks are added for that
-    iteration and removed after it), reads around every local module k:
+    iteration only (an optimizer hook is added for that iteration and
+    removed after it), reads around every local module k:
 
     * ``before_k``: memory in use when module k starts;
-    * ``fwd_k``: memory in use right after module k's backbone blocks ran
-      forward (a forward hook on its last block), before its loss;
+    * ``fwd_k``: memory in use right after module k's backbone units ran
+      forward (the segmentor's ``after_forward`` callback), before its
+      loss;
     * ``mem.s(k+1)``: the peak from module k's start to the end of its
       backward (for the last module, the optimizer step included); the
       last module's peak is split at the optimizer step (an optimizer
@@ -144,18 +144,11 @@ class InfoProMemoryHook(Hook):
         return self._tracker.window_peak()
 
     def _start(self, optimizer) -> None:
-        """For a measured iteration only: the optimizer step pre-hook, a
-        forward hook on the last block of every module and, on the CPU,
-        the tracker (other iterations run with none of them)."""
+        """For a measured iteration only: the optimizer step pre-hook and,
+        on the CPU, the tracker (other iterations run with neither)."""
         if isinstance(optimizer, torch.optim.Optimizer):
             self._handles.append(
                 optimizer.register_step_pre_hook(self._before_step))
-        backbone = self._model.backbone
-        for k in range(self._model.num_modules):
-            layer, block = backbone.module_blocks(k)[-1]
-            self._handles.append(
-                backbone.get_block(layer, block).register_forward_hook(
-                    partial(self._after_backbone, k)))
         if not self._cuda:
             tracker = PeakTracker()
             tracker.track_external(self._model)
@@ -201,8 +194,8 @@ class InfoProMemoryHook(Hook):
             self._pre_step[k] = self._window_peak()
             self._start_window()
 
-    def _after_backbone(self, k: int, module, inputs, output) -> None:
-        if self._active and module.training and k in self._before:
+    def after_forward(self, k: int) -> None:
+        if self._active and k in self._before:
             self._fwd[k] = self._current()
 
     def after_module(self, k: int) -> None:
@@ -249,13 +242,17 @@ class InfoProMemoryHook(Hook):
 
     @staticmethod
     def summarise(before: Dict[int, int], fwd: Dict[int, int],
-                  peaks: Dict[int, int], pre_step: Dict[int, int] = {},
-                  step: Dict[int, int] = {}) -> Dict[str, float]:
+                  peaks: Dict[int, int],
+                  pre_step: Optional[Dict[int, int]] = None,
+                  step: Optional[Dict[int, int]] = None
+                  ) -> Dict[str, float]:
         """The logged values (MiB, and the saving as a fraction) from the
         per-module readings in bytes (see the class doc): ``before``,
         ``fwd``, ``peaks`` by module; ``pre_step`` / ``step``: the last
         module's peak before / during the optimizer step (absent when
         the optimizer did not step, e.g. while accumulating)."""
+        pre_step = pre_step or {}
+        step = step or {}
         ks: List[int] = sorted(peaks)
         if not ks:
             return {}

@@ -1,8 +1,9 @@
+from .feature_recons_decoder import FeatureReconstructionDecoder
 from .local_head import InfoProLocalHead
 from .local_task_head import LocalTaskHead
 from .recons_decoder import ReconstructionDecoder, reconstruction_target
 
 __all__ = [
     'InfoProLocalHead', 'LocalTaskHead', 'ReconstructionDecoder',
-    'reconstruction_target'
+    'FeatureReconstructionDecoder', 'reconstruction_target'
 ]

@@ -81,8 +81,8 @@ class ReconstructionDecoder(nn.Module):
         return dict(loss_recons=(bce * mask).sum() / denom)
 
 
-def reconstruction_target(inputs: Tensor, data_samples,
-                          data_preprocessor) -> tuple:
+def reconstruction_target(inputs: Tensor, data_samples, data_preprocessor,
+                          with_image: bool = True) -> tuple:
     """Recover the raw image and the padding mask from a normalised batch.
 
     Args:
@@ -91,16 +91,22 @@ def reconstruction_target(inputs: Tensor, data_samples,
         data_samples: their SegDataSamples (``padding_size`` metainfo, if
             any, is ``(left, right, top, bottom)``).
         data_preprocessor: the model's preprocessor (``mean``/``std``).
+        with_image: False: return None for the image (only the mask is
+            needed, e.g. by feature reconstruction).
 
     Returns:
-        ``(target, mask)``: (N, 3, H, W) in [0, 1] and (N, 1, H, W).
+        ``(target, mask)``: (N, 3, H, W) in [0, 1] (or None) and
+        (N, 1, H, W), 1 for real pixels and 0 for padding.
     """
-    raw = inputs.detach().float()
-    if getattr(data_preprocessor, '_enable_normalize', False):
-        raw = raw * data_preprocessor.std + data_preprocessor.mean
-    target = (raw / 255.0).clamp_(0.0, 1.0)
+    target = None
+    if with_image:
+        raw = inputs.detach().float()
+        if getattr(data_preprocessor, '_enable_normalize', False):
+            raw = raw * data_preprocessor.std + data_preprocessor.mean
+        target = (raw / 255.0).clamp_(0.0, 1.0)
     n, _, h, w = inputs.shape
-    mask = torch.ones((n, 1, h, w), dtype=target.dtype, device=target.device)
+    mask = torch.ones((n, 1, h, w), dtype=torch.float32,
+                      device=inputs.device)
     for i, sample in enumerate(data_samples):
         pad = sample.metainfo.get('padding_size', None)
         if pad is None:

@@ -1,25 +1,63 @@
 """EncoderDecoder trained with InfoPro local supervision."""
+import logging
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence
 
 import torch
+import torch.distributed as torch_dist
 import torch.nn as nn
+from mmengine.logging import print_log
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 from torch import Tensor
 
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList, add_prefix
+from ..backbones import INFOPRO_TWINS, CuttableBackbone
 from ..heads.recons_decoder import reconstruction_target
 from .local_module import LocalModule
+
+
+#: what :meth:`InfoProEncoderDecoder.train_step` relies on in an optimizer
+#: wrapper: these methods must be OptimWrapper's or AmpOptimWrapper's own
+RELIED_ON = ('update_params', 'backward', 'step', 'zero_grad', 'scale_loss',
+             'should_update', 'should_sync', 'optim_context')
+WRAPPER_HINT = "model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')"
+
+
+def check_optim_wrapper(optim_wrapper) -> None:
+    """Raise ``NotImplementedError`` unless ``optim_wrapper`` is an
+    OptimWrapper / AmpOptimWrapper whose :data:`RELIED_ON` methods are
+    those classes' own (a subclass overriding one of them would be
+    bypassed or called in a way it does not expect: the local losses are
+    scaled and back-propagated outside ``update_params``)."""
+    if not isinstance(optim_wrapper, OptimWrapper):
+        raise NotImplementedError(
+            'InfoProEncoderDecoder.train_step needs one OptimWrapper or '
+            'AmpOptimWrapper for the whole model, got '
+            f'{type(optim_wrapper).__name__}')
+    overridden = [
+        name for name in RELIED_ON
+        if getattr(type(optim_wrapper), name) not in (
+            getattr(OptimWrapper, name), getattr(AmpOptimWrapper, name))
+    ]
+    if overridden:
+        raise NotImplementedError(
+            'InfoProEncoderDecoder.train_step supports OptimWrapper and '
+            f'AmpOptimWrapper; {type(optim_wrapper).__name__} overrides '
+            f'{", ".join(overridden)}, which the InfoPro step calls in its '
+            'own order (local losses are scaled and back-propagated outside '
+            'update_params)')
 
 
 @MODELS.register_module()
 class InfoProEncoderDecoder(EncoderDecoder):
     """EncoderDecoder whose backbone is trained as K local modules.
 
-    The backbone (e.g. ``InfoProResNetV1c``) is cut at ``split_points`` into
-    K modules. :meth:`train_step` runs them one after the other: module
+    The backbone (any :class:`~mmseg_infopro.models.backbones.
+    CuttableBackbone`: ``InfoProResNetV1c``, ``InfoProMixVisionTransformer``,
+    ``InfoProSwinTransformer``, ...) is cut at ``split_points`` into K
+    modules. :meth:`train_step` runs them one after the other: module
     ``k < K-1`` takes the previous output *detached*, computes its local loss
     (``local_heads[k]``), back-propagates it and frees its graph before
     module ``k+1`` runs; the last module (rest of the backbone, neck,
@@ -27,10 +65,18 @@ class InfoProEncoderDecoder(EncoderDecoder):
     optimizer step per iteration. Inference is EncoderDecoder's: local heads
     are used in training only. K=1 is EncoderDecoder exactly.
 
+    Heads that read several stages (SegformerHead, UPerHead, FPN necks):
+    the outputs of stages that end in an earlier module reach them
+    *detached*. Nothing back-propagates across a cut: those stages are
+    trained by their own module's local loss only, and the final loss
+    trains the last module (and the heads themselves).
+
     Args:
         local_heads (dict | list[dict]): one ``InfoProLocalHead`` config per
-            cut (a single dict is used for every cut). ``in_channels`` and
-            ``num_classes`` are filled in from the cut and the decode head.
+            cut (a single dict is used for every cut). ``in_channels``,
+            ``target_channels`` and ``num_classes`` are filled in from the
+            cut and the decode head. At K=1 there is no local head and
+            ``local_heads`` is ignored (a warning says so).
         **kwargs: EncoderDecoder's arguments.
     """
 
@@ -38,41 +84,58 @@ class InfoProEncoderDecoder(EncoderDecoder):
                  local_heads=None, **kwargs):
         super().__init__(backbone=backbone, decode_head=decode_head,
                          **kwargs)
-        if not hasattr(self.backbone, 'forward_module'):
+        if not isinstance(self.backbone, CuttableBackbone):
+            name = type(self.backbone).__name__
+            twin = INFOPRO_TWINS.get(name)
+            hint = f"use backbone=dict(type='{twin}', split_points=[...])" \
+                if twin else 'cut-able backbones: ' + ', '.join(
+                    sorted(INFOPRO_TWINS.values()))
             raise TypeError(
                 'InfoProEncoderDecoder needs a backbone that knows its cuts '
-                f'(e.g. InfoProResNetV1c), got {type(self.backbone).__name__}')
+                f'(a CuttableBackbone), got {name}: {hint}')
         num_cuts = self.backbone.num_modules - 1
-        if local_heads is None:
-            local_heads = []
-        elif isinstance(local_heads, dict):
+        if isinstance(local_heads, dict):
             local_heads = [local_heads] * num_cuts
+        local_heads = list(local_heads or [])
+        if num_cuts == 0 and local_heads:
+            print_log(
+                f'InfoProEncoderDecoder: K=1 (no split_points), so the '
+                f'{len(local_heads)} local head config(s) are not used',
+                logger='current', level=logging.WARNING)
+            local_heads = []
         if len(local_heads) != num_cuts:
             raise ValueError(
                 f'local_heads has {len(local_heads)} entries but '
                 f'backbone.split_points={self.backbone.split_points} makes '
-                f'{num_cuts} cut(s): give one local head per cut')
+                f'{num_cuts} cut(s): give one local head per cut (or one '
+                'dict for all of them)')
         heads = []
         for k, cfg in enumerate(local_heads):
             cfg = dict(cfg)
             cfg.setdefault('type', 'InfoProLocalHead')
-            expected = self.backbone.module_out_channels(k)
-            given = cfg.get('in_channels', None)
-            if given is not None and given != expected:
-                raise ValueError(
-                    f'local_heads[{k}].in_channels={given}, but the cut '
-                    f'{self.backbone.split_points[k]} passes the output of '
-                    f'{self.backbone.module_out_name(k)}, which has '
-                    f'{expected} channels (leave in_channels out to have it '
-                    'filled in)')
-            cfg['in_channels'] = expected
+            for key, expected, what in (
+                    ('in_channels', self.backbone.module_out_channels(k),
+                     'output'),
+                    ('target_channels', self.backbone.module_in_channels(k),
+                     'input')):
+                given = cfg.get(key, None)
+                if given is not None and given != expected:
+                    raise ValueError(
+                        f'local_heads[{k}].{key}={given}, but the '
+                        f'{what} of local module {k} (cut '
+                        f'{self.backbone.split_points[k]}, ending at '
+                        f'{self.backbone.module_out_name(k)}) has '
+                        f'{expected} channels (leave {key} out to have it '
+                        'filled in)')
+                cfg[key] = expected
             cfg.setdefault('num_classes', self.num_classes)
             cfg.setdefault('align_corners', self.align_corners)
             heads.append(MODELS.build(cfg))
         self.local_heads = nn.ModuleList(heads)
         # Observers of train_step (e.g. the memory-logging hook): objects
-        # with optional ``before_module(k)`` / ``after_module(k)`` methods,
-        # called around module k's forward + backward. Not state.
+        # with optional ``before_module(k)`` / ``after_forward(k)`` (module
+        # k's backbone units ran) / ``after_module(k)`` methods, called
+        # around module k's forward + backward. Not state.
         self.module_callbacks: list = []
 
     # ------------------------------------------------------------ partition
@@ -80,7 +143,9 @@ class InfoProEncoderDecoder(EncoderDecoder):
     def num_modules(self) -> int:
         return self.backbone.num_modules
 
-    def _final_heads(self) -> List[nn.Module]:
+    def final_heads(self) -> List[nn.Module]:
+        """Neck, decode head and auxiliary head(s): trained by the final
+        loss, in the last module."""
         heads = [self.decode_head]
         if self.with_neck:
             heads.insert(0, self.neck)
@@ -97,13 +162,13 @@ class InfoProEncoderDecoder(EncoderDecoder):
             if k < self.num_modules - 1:
                 parts.append(self.local_heads[k])
             else:
-                parts.extend(self._final_heads())
+                parts.extend(self.final_heads())
             modules.append(LocalModule(self, k, parts))
         return modules
 
-    def _used_out_layers(self) -> Optional[set]:
-        """Backbone layers (0-based) whose outputs the final heads read;
-        None means all (a neck reads everything)."""
+    def used_out_indices(self) -> Optional[set]:
+        """Backbone stages (0-based, as ``out_indices``) whose outputs the
+        final heads read; None means all (a neck reads everything)."""
         if self.with_neck:
             return None
         heads = [self.decode_head]
@@ -131,8 +196,9 @@ class InfoProEncoderDecoder(EncoderDecoder):
             k: module index 0..K-1.
             x: its input: the (N, 3, H, W) batch for k=0, else module k-1's
                 output, detached.
-            outs: backbone layer outputs so far (``{layer: tensor}``, earlier
-                ones detached); filled in place with this module's.
+            outs: raw backbone stage outputs so far (``{stage index:
+                tensor}``, earlier ones detached); filled in place with this
+                module's.
             data_samples: the batch's SegDataSamples.
             gt: (N, H, W) labels for the local task heads.
             image, mask: reconstruction target and padding mask.
@@ -142,12 +208,14 @@ class InfoProEncoderDecoder(EncoderDecoder):
             ``s{k+1}.`` for local modules; ``decode.``/``aux.`` for the last)
             and its output tensor.
         """
-        x = self.backbone.forward_module(k, x, outs)
+        out = self.backbone.forward_module(k, x, outs)
+        self._notify('after_forward', k)
         if k < self.num_modules - 1:
-            losses = self.local_heads[k].loss(x, gt, image, mask)
-            return add_prefix(losses, f's{k + 1}'), x
-        feats = tuple(outs.get(i) for i in self.backbone.out_indices)
-        return self.final_losses(feats, data_samples), x
+            losses = self.local_heads[k].loss(out, gt, image, mask,
+                                              inputs=x)
+            return add_prefix(losses, f's{k + 1}'), out
+        feats = self.backbone.format_outputs(outs)
+        return self.final_losses(feats, data_samples), out
 
     def final_losses(self, feats, data_samples: SampleList) -> dict:
         """Neck (if any), decode head and auxiliary head losses on the
@@ -160,22 +228,24 @@ class InfoProEncoderDecoder(EncoderDecoder):
                 self._auxiliary_head_forward_train(feats, data_samples))
         return losses
 
-    def _local_targets(self, inputs: Tensor, data_samples: SampleList):
+    def local_targets(self, inputs: Tensor, data_samples: SampleList):
+        """``(gt, image, mask)`` for the local heads: (N, H, W) labels, and
+        the reconstruction target and padding mask
+        (:func:`reconstruction_target`; image None when no local head
+        reconstructs the image)."""
         gt = torch.stack([s.gt_sem_seg.data for s in data_samples
                           ]).squeeze(1).long()
-        if any(head.needs_image for head in self.local_heads):
-            image, mask = reconstruction_target(inputs, data_samples,
-                                                self.data_preprocessor)
-        else:
-            image = mask = None
+        image, mask = reconstruction_target(
+            inputs, data_samples, self.data_preprocessor,
+            with_image=any(head.needs_image for head in self.local_heads))
         return gt, image, mask
 
     def _iter_modules(self, inputs, data_samples, modules):
         """Yield ``(k, losses)`` module by module; the caller may
         back-propagate ``losses`` before asking for the next module."""
-        targets = self._local_targets(inputs, data_samples) \
+        targets = self.local_targets(inputs, data_samples) \
             if self.num_modules > 1 else (None, None, None)
-        used = self._used_out_layers()
+        used = self.used_out_indices()
         x, outs = inputs, {}
         for k, module in enumerate(modules):
             losses, x = module(x, outs, data_samples, *targets)
@@ -188,7 +258,25 @@ class InfoProEncoderDecoder(EncoderDecoder):
 
     def loss(self, inputs: Tensor, data_samples: SampleList) -> dict:
         """All modules' losses, without any backward (e.g. for validation
-        losses). Training uses :meth:`train_step`."""
+        losses). Training uses :meth:`train_step`.
+
+        Raises:
+            RuntimeError: when called for training under torch.distributed
+                with K > 1: mmengine's default MMDistributedDataParallel
+                trains through ``forward(mode='loss')``, which would keep
+                every module's graph alive (no memory saving) and never run
+                the local backward passes.
+        """
+        if (self.num_modules > 1 and self.training
+                and torch.is_grad_enabled() and torch_dist.is_available()
+                and torch_dist.is_initialized()):
+            raise RuntimeError(
+                'InfoProEncoderDecoder is being trained through '
+                "forward(mode='loss') in a distributed run: mmengine's "
+                'default MMDistributedDataParallel does that, which keeps '
+                'all local modules\' graphs alive at once and loses the '
+                'memory saving. Add this line to the config: '
+                f'{WRAPPER_HINT}')
         losses = {}
         for _, module_losses in self._iter_modules(inputs, data_samples,
                                                    self.local_modules()):
@@ -212,7 +300,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
         Args:
             data: a batch from the dataloader.
             optim_wrapper: OptimWrapper or AmpOptimWrapper over all
-                parameters.
+                parameters (see :func:`check_optim_wrapper`).
             local_modules: callables for the K modules (e.g. one DDP each);
                 defaults to :meth:`local_modules`.
             sync_context: the model whose ``no_sync`` the optim context
@@ -224,12 +312,7 @@ class InfoProEncoderDecoder(EncoderDecoder):
             losses, e.g. ``s1.loss_task``, ``s1.loss_recons``,
             ``decode.loss_ce``, ``aux.loss_ce``.
         """
-        backward = type(optim_wrapper).backward
-        if backward not in (OptimWrapper.backward, AmpOptimWrapper.backward):
-            raise NotImplementedError(
-                'InfoProEncoderDecoder.train_step supports OptimWrapper and '
-                'AmpOptimWrapper (one optimizer for the whole model), got '
-                f'{type(optim_wrapper).__name__}')
+        check_optim_wrapper(optim_wrapper)
         context = self if sync_context is None else sync_context
         modules = self.local_modules() if local_modules is None \
             else list(local_modules)

@@ -1,5 +1,5 @@
 """One local module as an nn.Module of its own (what DDP wraps)."""
-from typing import List
+from typing import List, Union
 
 import torch.nn as nn
 
@@ -7,12 +7,14 @@ import torch.nn as nn
 class LocalModule(nn.Module):
     """Local module ``k`` of an :class:`InfoProEncoderDecoder`.
 
-    Its ``parts`` (stem/blocks of the backbone and the heads that module
-    ``k``'s loss trains) are the segmentor's own sub-modules, registered here
-    again so that ``parameters()`` lists exactly the parameters this module
-    trains, e.g. for one ``DistributedDataParallel`` per module. The
-    segmentor itself does not register LocalModules, so its state-dict keys
-    are unchanged.
+    Its ``parts`` (the backbone units of module ``k``, see
+    ``CuttableBackbone.module_parts``, and the heads that module ``k``'s
+    loss trains) are the segmentor's own sub-modules and parameters,
+    registered here again so that ``parameters()`` lists exactly the
+    parameters this module trains, e.g. for one
+    ``DistributedDataParallel`` per module. Bare parameters (e.g. Swin's
+    absolute position embedding) go into ``params``. The segmentor itself
+    does not register LocalModules, so its state-dict keys are unchanged.
 
     ``forward(x, outs, data_samples, gt, image, mask)`` runs the module and
     returns ``(losses, output)``, see
@@ -20,10 +22,13 @@ class LocalModule(nn.Module):
     """
 
     def __init__(self, segmentor: nn.Module, index: int,
-                 parts: List[nn.Module]):
+                 parts: List[Union[nn.Module, nn.Parameter]]):
         super().__init__()
         self.index = index
-        self.parts = nn.ModuleList(parts)
+        self.parts = nn.ModuleList(
+            [p for p in parts if isinstance(p, nn.Module)])
+        self.params = nn.ParameterList(
+            [p for p in parts if isinstance(p, nn.Parameter)])
         # a plain attribute: not a sub-module, no cycle in modules()
         object.__setattr__(self, '_segmentor', segmentor)
 
