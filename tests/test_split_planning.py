@@ -12,7 +12,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner
 
 from mmseg.registry import MODELS
-from mmseg_infopro.models.backbones.infopro_resnet import \
+from mmseg_infopro.models.backbones import \
     normalize_split_points
 from mmseg_infopro.utils.memory import (build_model, measure_schedule,
                                         measure_step_memory,
@@ -119,7 +119,7 @@ def test_plan_on_demo_model_predicts_measured_peak(one_thread):
     cfg = Config.fromfile(DEMO_K2)
     size, batch = (96, 192), 2
     profile = measure_profile(cfg, batch, size, fake=False)
-    names = [it.name for it in profile.items]
+    names = profile.names
     assert names[0] == 'stem' and len(names) == 1 + 8  # ResNet-18: 8 blocks
 
     def measured(cuts):

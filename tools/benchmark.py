@@ -10,13 +10,18 @@
 Three schedules of the same network, batch and crop:
 
 * ``e2e``: no cut, no local head (mmseg's EncoderDecoder exactly);
-* ``checkpoint``: e2e with ResNet gradient checkpointing
-  (``backbone.with_cp=True``);
-* ``infopro``: the config's cuts, or ``--cuts``, or ``--num-modules K``
-  (cuts planned by mmseg_infopro.utils.split_planning to balance the
-  modules' peaks; the prediction is reported next to the measurement).
+* ``checkpoint``: e2e with the backbone's own gradient checkpointing
+  (``backbone.with_cp=True``: ResNet, MiT and Swin blocks);
+* ``infopro``: the config's cuts (and its ``checkpoint_blocks`` /
+  ``selective_checkpoint_blocks``, e.g. a config written by
+  ``tools/plan_splits.py --memory-budget``), or ``--cuts``, or
+  ``--num-modules K`` (cuts planned by mmseg_infopro.utils.split_planning to
+  balance the modules' peaks; the prediction is reported next to the
+  measurement).
 
-Memory is that of one step with SGD (momentum, weight decay) after a
+The model can have any backbone that meets the cut-able backbone contract
+(mmseg_infopro.models.backbones: the ResNet family, MiT, Swin). Memory is
+that of one step with the config's optimizer (SGD, AdamW, ...) after a
 warm-up step: ``torch.cuda.max_memory_allocated`` on ``--device cuda``
 (``cudnn.benchmark=True``), MemTracker on the CPU. ``--fake`` runs
 everything under FakeTensorMode: no memory is allocated and nothing is
@@ -58,7 +63,8 @@ from mmengine.config import Config
 
 from mmseg_infopro.hooks import InfoProMemoryHook
 from mmseg_infopro.utils.memory import (MiB, SCHEDULE_TITLES, SCHEDULES,
-                                        config_cuts, count_step_flops,
+                                        config_checkpoint, config_cuts,
+                                        count_step_flops,
                                         fake_mode, measure_step_memory,
                                         prepare_step, save_json, step_shape,
                                         time_steps)
@@ -331,12 +337,14 @@ def main(argv=None):
 
     planner = None
     cuts = args.cuts
+    checkpoint = {}  # the config's per-unit checkpointing, with its cuts
     if 'infopro' in args.schedules and cuts is None:
         if args.num_modules is not None:
             log(f'planning cuts for K={args.num_modules}: measuring every '
                 'block')
             profile = measure_profile(cfg, batch, size, device=device,
-                                      fake=args.fake, seed=args.seed)
+                                      fake=args.fake, seed=args.seed,
+                                      modes=())
             cuts, pred = plan_cuts(profile, args.num_modules)
             planner = dict(
                 num_modules=args.num_modules, cuts=[list(c) for c in cuts],
@@ -347,25 +355,33 @@ def main(argv=None):
             log(f'planned cuts: {_fmt_cuts(cuts)}')
         else:
             cuts = config_cuts(cfg)
-            if not cuts:
+            checkpoint = config_checkpoint(cfg)
+            if not cuts and not any(checkpoint.values()):
                 raise SystemExit(
                     f'{args.config} has no cuts (K=1): give --cuts or '
                     '--num-modules for the infopro schedule, or '
                     '--schedules e2e,checkpoint')
-    if cuts == [] and 'infopro' in args.schedules:
+    if cuts == [] and 'infopro' in args.schedules and \
+            not any(checkpoint.values()):
         # --num-modules 1
         args.schedules = [s for s in args.schedules if s != 'infopro']
 
     runs, results = {}, {}
     for schedule in args.schedules:
         sched_cuts = cuts if schedule == 'infopro' else []
-        log(f'{schedule}: building (cuts {_fmt_cuts(sched_cuts)})')
+        build_as = schedule
+        sched_ckpt = None
+        if schedule == 'infopro' and any(checkpoint.values()):
+            build_as, sched_ckpt = 'plan', checkpoint
+        log(f'{schedule}: building (cuts {_fmt_cuts(sched_cuts)}'
+            + (f', checkpointing {sched_ckpt}' if sched_ckpt else '') + ')')
         ctx = fake_mode() if args.fake else contextlib.nullcontext()
         with ctx:
             baseline = torch.cuda.memory_allocated() \
                 if device == 'cuda' else 0
-            model, optim, data = prepare_step(cfg, schedule, sched_cuts,
-                                              size, batch, device, args.seed)
+            model, optim, data = prepare_step(cfg, build_as, sched_cuts,
+                                              size, batch, device, args.seed,
+                                              checkpoint=sched_ckpt)
             log(f'{schedule}: warm-up step + measured step')
             mem = measure_step_memory(model, optim, data, device=device,
                                       baseline=baseline)
@@ -379,8 +395,11 @@ def main(argv=None):
         results[schedule] = dict(
             title=SCHEDULE_TITLES[schedule] + (
                 f' K={len(sched_cuts) + 1}' if schedule == 'infopro'
-                else ''),
+                else '') + (' + checkpointing' if sched_ckpt else ''),
             cuts=[list(c) for c in sched_cuts],
+            checkpoint=sched_ckpt and {
+                k: [u if u == 'stem' else list(u) for u in v]
+                for k, v in sched_ckpt.items()},
             num_modules=len(sched_cuts) + 1,
             peak_bytes=mem['peak'], peak_mib=mem['peak'] / MiB,
             breakdown_mib={k: v / MiB for k, v in mem['breakdown'].items()},

@@ -16,8 +16,11 @@ Writes two files:
   uses. Training checkpoints do not load that way (they pickle mmengine's
   ``HistoryBuffer`` and numpy RNG states).
 * ``OUT.py``: the matching plain mmseg config: model ``EncoderDecoder`` with
-  a ``ResNetV1c`` backbone (no ``split_points``, no ``local_heads``,
-  ``pretrained=None``), datasets ``CityscapesDataset`` instead of
+  the stock backbone (``InfoProResNetV1c`` -> ``ResNetV1c``,
+  ``InfoProMixVisionTransformer`` -> ``MixVisionTransformer``,
+  ``InfoProSwinTransformer`` -> ``SwinTransformer``, ...: every cut-able
+  backbone names its stock class; no ``split_points``, no checkpointing
+  lists, no ``local_heads``, ``pretrained=None``), datasets ``CityscapesDataset`` instead of
   ``CheckedCityscapesDataset``; no ``custom_imports``, no
   ``model_wrapper_cfg`` and no hooks of this package.
 
@@ -49,12 +52,19 @@ import torch  # noqa: E402
 from mmengine.config import Config  # noqa: E402
 from mmengine.registry import Registry, init_default_scope  # noqa: E402
 
+from mmseg_infopro.models.backbones import INFOPRO_TWINS  # noqa: E402
+
+#: arguments every cut-able backbone adds to its stock class
+BACKBONE_KEYS = ('split_points', 'checkpoint_blocks',
+                 'selective_checkpoint_blocks')
 #: this package's types and their plain mmseg equivalents:
-#: ``type: (plain type, keys only the InfoPro type accepts)``
+#: ``type: (plain type, keys only the InfoPro type accepts)``; every
+#: cut-able backbone (``CuttableBackbone.plain_type``) is one
 PLAIN_TYPES = {
     'InfoProEncoderDecoder': ('EncoderDecoder', ('local_heads', )),
-    'InfoProResNetV1c': ('ResNetV1c', ('split_points', )),
     'CheckedCityscapesDataset': ('CityscapesDataset', ('on_bad_sample', )),
+    **{infopro: (plain, BACKBONE_KEYS)
+       for plain, infopro in INFOPRO_TWINS.items()},
 }
 #: top-level config keys plain mmseg has no use for (or that would make it
 #: import this package / load another checkpoint)

@@ -1,8 +1,9 @@
 """Peak memory and step time of one training step, on any device.
 
-What is measured is one ``model.train_step(data, optim_wrapper)`` with a
-real SGD-with-momentum :class:`~mmengine.optim.OptimWrapper`, after a
-warm-up step (so the momentum buffers exist, as in any step but the first).
+What is measured is one ``model.train_step(data, optim_wrapper)`` with the
+config's optimizer (SGD with momentum, AdamW, ...) in a plain fp32
+:class:`~mmengine.optim.OptimWrapper`, after a warm-up step (so the
+optimizer states exist, as in any step but the first).
 
 * CUDA: ``torch.cuda.max_memory_allocated`` (what the paper reports), peak
   reset before the step, minus what was allocated before the model was
@@ -35,16 +36,19 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.structures import PixelData
 from torch.distributed._tools.mem_tracker import MemTracker
+from torch.overrides import TorchFunctionMode
 
 MiB = 2**20
 GiB = 2**30
 
-#: The schedules compared by tools/benchmark.py.
+#: The schedules compared by tools/benchmark.py; ``plan`` (cuts plus
+#: per-unit checkpointing, any K) is what tools/plan_splits.py writes.
 SCHEDULES = ('e2e', 'checkpoint', 'infopro')
 SCHEDULE_TITLES = dict(
     e2e='E2E (K=1)',
     checkpoint='E2E + checkpointing',
-    infopro='InfoPro')
+    infopro='InfoPro',
+    plan='Plan')
 
 
 def save_json(obj, path: str, log: Optional[Callable[[str], None]] = None
@@ -71,59 +75,96 @@ def local_head_template(model_cfg) -> dict:
     return dict(type='InfoProLocalHead')
 
 
+def check_cuttable(model_cfg, what: str = 'the benchmark') -> None:
+    """Raise ValueError unless ``model_cfg`` is an InfoProEncoderDecoder
+    with a backbone that meets the cut-able backbone contract."""
+    from mmseg.registry import MODELS
+    from ..models.backbones import INFOPRO_TWINS, CuttableBackbone
+    btype = model_cfg.get('backbone', {}).get('type')
+    cls = MODELS.get(btype) if isinstance(btype, str) else btype
+    ok = isinstance(cls, type) and issubclass(cls, CuttableBackbone)
+    if model_cfg.get('type') != 'InfoProEncoderDecoder' or not ok:
+        name = getattr(cls, '__name__', btype)
+        twin = INFOPRO_TWINS.get(str(name).split('.')[-1])
+        hint = f" (use backbone type '{twin}')" if twin else ''
+        raise ValueError(
+            f'{what} needs an InfoProEncoderDecoder with a cut-able backbone '
+            f'({", ".join(sorted(INFOPRO_TWINS.values()))}), got model.type='
+            f'{model_cfg.get("type")!r}, backbone.type={btype!r}{hint}')
+
+
 def schedule_model_cfg(cfg: Config, schedule: str,
                        cuts: Sequence[Tuple[int, int]] = (),
-                       size: Optional[Tuple[int, int]] = None
-                       ) -> ConfigDict:
+                       size: Optional[Tuple[int, int]] = None,
+                       checkpoint: Optional[dict] = None) -> ConfigDict:
     """The model config of ``cfg`` for one benchmark schedule.
 
     Args:
-        cfg: a config whose model is an ``InfoProEncoderDecoder`` with an
-            ``InfoProResNetV1c`` backbone (any number of cuts).
+        cfg: a config whose model is an ``InfoProEncoderDecoder`` with a
+            cut-able backbone (any number of cuts).
         schedule: ``'e2e'`` (no cut, no local head: EncoderDecoder exactly),
-            ``'checkpoint'`` (e2e with ``backbone.with_cp=True``) or
-            ``'infopro'`` (``cuts``, the config's local head repeated).
-        cuts: the InfoPro cuts, ``[(layer, block), ...]``.
+            ``'checkpoint'`` (e2e with the backbone's own
+            ``with_cp=True``), ``'infopro'`` (``cuts``, the config's local
+            head repeated) or ``'plan'`` (``cuts``, possibly none, and the
+            per-unit ``checkpoint``).
+        cuts: the InfoPro cuts, ``[(stage, block), ...]``.
         size: the crop ``(H, W)`` (``data_preprocessor.size``); default
             the config's.
+        checkpoint: ``dict(full=[units], selective=[units])`` for
+            ``'plan'`` (the backbone's ``checkpoint_blocks`` /
+            ``selective_checkpoint_blocks``).
 
     Pretrained weights are dropped (``pretrained=None``: nothing can be
     downloaded here, and the memory does not depend on the values);
     :func:`build_model` turns SyncBN into BN.
     """
-    if schedule not in SCHEDULES:
+    if schedule not in SCHEDULES + ('plan', ):
         raise ValueError(f'unknown schedule {schedule!r}, allowed: '
-                         f'{", ".join(SCHEDULES)}')
+                         f'{", ".join(SCHEDULES + ("plan", ))}')
     model = copy.deepcopy(cfg.model)
-    if model.get('type') != 'InfoProEncoderDecoder' or \
-            model.backbone.get('type') != 'InfoProResNetV1c':
-        raise ValueError(
-            'the benchmark needs an InfoProEncoderDecoder with an '
-            'InfoProResNetV1c backbone, got model.type='
-            f'{model.get("type")!r}, backbone.type='
-            f'{model.backbone.get("type")!r}')
+    check_cuttable(model)
     head = local_head_template(model)
     model.pretrained = None
     model.backbone.pop('init_cfg', None)
     model.backbone.pop('pretrained', None)
     if size is not None:
         model.data_preprocessor.size = tuple(size)
-    if schedule == 'infopro':
-        cuts = [tuple(c) for c in cuts]
-        if not cuts:
-            raise ValueError('the infopro schedule needs at least one cut')
+    cuts = [tuple(c) for c in cuts]
+    checkpoint = checkpoint or {}
+    model.backbone.checkpoint_blocks = [
+        u if u == 'stem' else tuple(u) for u in checkpoint.get('full', [])]
+    model.backbone.selective_checkpoint_blocks = [
+        u if u == 'stem' else tuple(u)
+        for u in checkpoint.get('selective', [])]
+    model.backbone.with_cp = schedule == 'checkpoint'
+    if schedule == 'infopro' and not cuts:
+        raise ValueError('the infopro schedule needs at least one cut')
+    if schedule in ('infopro', 'plan') and cuts:
         model.backbone.split_points = cuts
         model.local_heads = [copy.deepcopy(head) for _ in cuts]
     else:
         model.backbone.split_points = []
         model.local_heads = None
-        model.backbone.with_cp = schedule == 'checkpoint'
     return model
 
 
 def config_cuts(cfg: Config) -> List[Tuple[int, int]]:
     """The config's own cuts, ``model.backbone.split_points``."""
     return [tuple(c) for c in cfg.model.backbone.get('split_points', [])]
+
+
+def config_checkpoint(cfg: Config) -> dict:
+    """The config's per-unit checkpointing: ``dict(full=[units],
+    selective=[units])`` from ``checkpoint_blocks`` /
+    ``selective_checkpoint_blocks`` of its backbone."""
+    backbone = cfg.model.backbone
+
+    def units(key):
+        return [u if u == 'stem' else tuple(u)
+                for u in backbone.get(key, None) or []]
+
+    return dict(full=units('checkpoint_blocks'),
+                selective=units('selective_checkpoint_blocks'))
 
 
 def optimizer_kwargs(cfg: Config) -> dict:
@@ -136,14 +177,52 @@ def optimizer_kwargs(cfg: Config) -> dict:
     return kwargs
 
 
+def config_optim_wrapper(model: nn.Module, cfg: Config) -> OptimWrapper:
+    """The config's optimizer (SGD, AdamW, ... with its ``paramwise_cfg``
+    and ``clip_grad``) in a plain fp32 :class:`OptimWrapper`, as the
+    config trains, without AMP and accumulation (one measured step). A
+    config without ``optim_wrapper`` gets SGD (:func:`optimizer_kwargs`)."""
+    from mmengine.optim import build_optim_wrapper
+    wrapper_cfg = copy.deepcopy(cfg.get('optim_wrapper', None))
+    if not wrapper_cfg or not wrapper_cfg.get('optimizer'):
+        return sgd_optim_wrapper(model, **optimizer_kwargs(cfg))
+    wrapper_cfg = ConfigDict(wrapper_cfg)
+    wrapper_cfg.type = 'OptimWrapper'
+    for key in ('loss_scale', 'dtype', 'use_fsdp', 'accumulative_counts'):
+        wrapper_cfg.pop(key, None)
+    return build_optim_wrapper(model, wrapper_cfg)
+
+
+def optimizer_name(optim_wrapper: OptimWrapper) -> str:
+    return type(optim_wrapper.optimizer).__name__
+
+
 # --------------------------------------------------------------- building
+class _RealLinspace(TorchFunctionMode):
+    """Inside FakeTensorMode, while a model is built: ``torch.linspace``
+    runs on real tensors and returns a numpy array. MiT and Swin read
+    their drop-path rates with ``[x.item() for x in torch.linspace(...)]``
+    in ``__init__``, which FakeTensorMode refuses (data-dependent)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.linspace:
+            from torch._subclasses.fake_tensor import unset_fake_temporarily
+            with unset_fake_temporarily():
+                return func(*args, **kwargs).numpy()
+        return func(*args, **kwargs)
+
+
 def build_model(model_cfg, device: str = 'cpu', seed: int = 0) -> nn.Module:
     """Build the segmentor in train mode on ``device`` (under
     :func:`fake_mode` its tensors are fake)."""
     from mmseg.registry import MODELS
     torch.manual_seed(seed)
+    ctx = _RealLinspace() if _in_fake_mode() else contextlib.nullcontext()
+    with ctx:
+        model = MODELS.build(copy.deepcopy(model_cfg))
     # SyncBN needs a process group and GPU inputs; BN holds the same memory
-    model = revert_sync_batchnorm(MODELS.build(copy.deepcopy(model_cfg)))
+    model = revert_sync_batchnorm(model)
     if device != 'cpu':
         model.to(device)
     model.train()
@@ -195,13 +274,16 @@ def step_shape(cfg: Config, batch: Optional[int] = None,
 
 def prepare_step(cfg: Config, schedule: str,
                  cuts: Sequence[Tuple[int, int]], size: Tuple[int, int],
-                 batch: int, device: str = 'cpu', seed: int = 0) -> tuple:
+                 batch: int, device: str = 'cpu', seed: int = 0,
+                 checkpoint: Optional[dict] = None) -> tuple:
     """``(model, optim_wrapper, data)`` for one schedule of ``cfg``
-    (:func:`schedule_model_cfg`), ready for :func:`measure_step_memory`
+    (:func:`schedule_model_cfg`; the config's optimizer,
+    :func:`config_optim_wrapper`), ready for :func:`measure_step_memory`
     or timing. Call it under :func:`fake_mode` for fake tensors."""
-    model = build_model(schedule_model_cfg(cfg, schedule, cuts, size),
-                        device, seed)
-    optim = sgd_optim_wrapper(model, **optimizer_kwargs(cfg))
+    model = build_model(
+        schedule_model_cfg(cfg, schedule, cuts, size, checkpoint), device,
+        seed)
+    optim = config_optim_wrapper(model, cfg)
     data = synthetic_batch(batch, size, model.decode_head.num_classes, seed)
     return model, optim, data
 
@@ -500,12 +582,18 @@ def time_steps(steps: Dict[str, Callable[[], object]], repeat: int = 5,
 def measure_schedule(cfg: Config, schedule: str,
                      cuts: Sequence[Tuple[int, int]], size: Tuple[int, int],
                      batch: int, device: str = 'cpu', fake: bool = False,
-                     seed: int = 0) -> dict:
+                     seed: int = 0, checkpoint: Optional[dict] = None,
+                     flops: bool = False) -> dict:
     """:func:`measure_step_memory` of one schedule on a freshly built model
-    (under :func:`fake_mode` with ``fake``); the model is dropped after."""
+    (under :func:`fake_mode` with ``fake``); the model is dropped after.
+    ``flops``: also ``result['flops']``, :func:`count_step_flops` of the
+    same step."""
     with fake_mode() if fake else contextlib.nullcontext():
         baseline = torch.cuda.memory_allocated() if device == 'cuda' else 0
         model, optim, data = prepare_step(cfg, schedule, cuts, size, batch,
-                                          device, seed)
-        return measure_step_memory(model, optim, data, device=device,
-                                   baseline=baseline)
+                                          device, seed, checkpoint)
+        result = measure_step_memory(model, optim, data, device=device,
+                                     baseline=baseline)
+        if flops:
+            result['flops'] = count_step_flops(model, optim, data)
+        return result

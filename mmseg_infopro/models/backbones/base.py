@@ -35,21 +35,27 @@ Parts
     Swin's absolute position embedding) whose parameters module ``k`` owns;
     over all modules they partition the backbone's parameters.
 Checkpointing
-    ``checkpoint_blocks=[(stage, block), ...]`` recomputes those units'
-    forward in backward (``torch.utils.checkpoint``, non-reentrant, so also
-    at a module's detached input, where mmseg's own ``with_cp`` silently
-    does nothing). Training only: inference and exported checkpoints do not
-    see it.
+    ``checkpoint_blocks=[(stage, block) or 'stem', ...]`` recomputes those
+    units' forward in backward (``torch.utils.checkpoint``, non-reentrant,
+    so also at a module's detached input, where mmseg's own ``with_cp``
+    silently does nothing: its blocks checkpoint only ``if x.requires_grad``).
+    ``selective_checkpoint_blocks`` recomputes only the cheap operations of
+    those units (PyTorch's selective checkpointing: the outputs of
+    convolutions and matrix products are kept, normalisation, activation,
+    softmax, dropout and the like are recomputed: almost no FLOPs). Training
+    only: inference and exported checkpoints do not see either.
 
 State-dict keys and the plain :meth:`forward` stay the stock class's.
 """
+import functools
 import numbers
 from typing import Dict, List, Optional, Sequence, Tuple, Union
 
 import torch
 import torch.nn as nn
 from torch import Tensor
-from torch.utils.checkpoint import checkpoint
+from torch.utils.checkpoint import (CheckpointPolicy, checkpoint,
+                                    create_selective_checkpoint_contexts)
 
 Unit = Union[str, Tuple[int, int]]
 SplitPoint = Tuple[int, int]
@@ -71,7 +77,8 @@ def _is_int(v) -> bool:
 
 def normalize_blocks(points, stage_blocks: Sequence[int],
                      where: str = 'split_points',
-                     first_allowed: bool = False) -> List[SplitPoint]:
+                     first_allowed: bool = False,
+                     stem: bool = False) -> List[Unit]:
     """Check a list of ``(stage, block)`` pairs against ``stage_blocks``.
 
     Args:
@@ -82,6 +89,8 @@ def normalize_blocks(points, stage_blocks: Sequence[int],
         where: the argument's name, for the error messages.
         first_allowed: whether ``(1, 0)`` may appear (a checkpointed block
             may; a cut before the very first block may not).
+        stem: whether ``'stem'`` may appear (first), for backbones with a
+            stem unit.
 
     Returns:
         The pairs as a list of ``(int, int)`` tuples, strictly increasing.
@@ -103,7 +112,7 @@ def normalize_blocks(points, stage_blocks: Sequence[int],
                         f'got {points!r}')
     num_stages = len(stage_blocks)
     total = sum(stage_blocks)
-    limit = total if first_allowed else total - 1
+    limit = total + int(stem) if first_allowed else total - 1
     if len(points) > limit:
         raise ValueError(
             f'{where} has {len(points)} entries, but this backbone has '
@@ -113,11 +122,18 @@ def normalize_blocks(points, stage_blocks: Sequence[int],
     out = []
     for point in points:
         point = _as_list(point)
+        if point == 'stem' and stem:
+            if out:
+                raise ValueError(f"{where}: 'stem' must come first, got "
+                                 f'{points!r}')
+            out.append('stem')
+            continue
         if (isinstance(point, (str, bytes))
                 or not isinstance(point, Sequence) or len(point) != 2
                 or not all(_is_int(v) for v in point)):
             raise TypeError(f'{where}: each entry must be a (stage, block) '
-                            f'pair of ints, got {point!r}')
+                            'pair of ints' + (" or 'stem'" if stem else '') +
+                            f', got {point!r}')
         stage, block = (int(v) for v in point)
         if not 1 <= stage <= num_stages:
             raise ValueError(
@@ -135,6 +151,8 @@ def normalize_blocks(points, stage_blocks: Sequence[int],
                 f'allowed cut is {first}')
         out.append((stage, block))
     for prev, cur in zip(out, out[1:]):
+        if prev == 'stem':
+            continue
         if cur == prev:
             raise ValueError(f'{where}: duplicate entry {cur} in {out}')
         if cur < prev:
@@ -164,6 +182,32 @@ def to_map(x: Tensor, hw_shape: Sequence[int]) -> Tensor:
     return x.transpose(1, 2).reshape(n, c, h, w)
 
 
+#: operations whose outputs selective checkpointing keeps (the expensive
+#: ones); everything else is recomputed in backward
+SAVED_OPS = frozenset(
+    getattr(torch.ops.aten, name).default
+    for name in ('convolution', 'mm', 'addmm', 'bmm', 'baddbmm',
+                 '_scaled_dot_product_flash_attention',
+                 '_scaled_dot_product_efficient_attention',
+                 '_scaled_dot_product_cudnn_attention')
+    if hasattr(torch.ops.aten, name))
+
+
+def _keep_expensive(ctx, op, *args, **kwargs):
+    return CheckpointPolicy.MUST_SAVE if op in SAVED_OPS \
+        else CheckpointPolicy.PREFER_RECOMPUTE
+
+
+def selective_checkpoint(fn, *args):
+    """``fn(*args)`` under selective checkpointing: outputs of
+    convolutions and matrix products saved, the rest recomputed in
+    backward (non-reentrant)."""
+    return checkpoint(
+        fn, *args, use_reentrant=False,
+        context_fn=functools.partial(create_selective_checkpoint_contexts,
+                                     _keep_expensive))
+
+
 class CuttableBackbone:
     """Mixin that makes an mmseg backbone cut-able into local modules.
 
@@ -184,8 +228,12 @@ class CuttableBackbone:
     Args:
         split_points (list[tuple[int, int]]): cuts, see the module doc;
             ``[]`` (default) is K=1, i.e. end-to-end.
-        checkpoint_blocks (list[tuple[int, int]]): blocks whose forward is
-            recomputed in backward during training (default none).
+        checkpoint_blocks (list): units (``(stage, block)`` or ``'stem'``)
+            whose forward is recomputed in backward during training
+            (default none).
+        selective_checkpoint_blocks (list): units whose cheap operations
+            are recomputed (see the module doc); disjoint from
+            ``checkpoint_blocks``.
         **kwargs: the stock backbone's arguments.
     """
 
@@ -196,14 +244,26 @@ class CuttableBackbone:
         if cls.__dict__.get('plain_type'):
             INFOPRO_TWINS[cls.plain_type] = cls.__name__
 
-    def __init__(self, split_points=(), checkpoint_blocks=(), **kwargs):
+    def __init__(self, split_points=(), checkpoint_blocks=(),
+                 selective_checkpoint_blocks=(), **kwargs):
         super().__init__(**kwargs)
         self.cut_in_channels = kwargs.get('in_channels', 3)
         depths = list(self._stage_depths())
         self.split_points = normalize_split_points(split_points, depths)
         self.checkpoint_blocks = normalize_blocks(
             checkpoint_blocks, depths, 'checkpoint_blocks',
-            first_allowed=True)
+            first_allowed=True, stem=self._has_stem())
+        self.selective_checkpoint_blocks = normalize_blocks(
+            selective_checkpoint_blocks, depths,
+            'selective_checkpoint_blocks', first_allowed=True,
+            stem=self._has_stem())
+        both = set(self.checkpoint_blocks) & set(
+            self.selective_checkpoint_blocks)
+        if both:
+            raise ValueError(
+                f'units {sorted(both, key=str)} are in both '
+                'checkpoint_blocks and selective_checkpoint_blocks: give '
+                'each unit one checkpointing mode')
 
     # ------------------------------------------------- family interface
     def _stage_depths(self) -> Sequence[int]:
@@ -253,17 +313,26 @@ class CuttableBackbone:
         """1-based stage of a unit (0 for the stem)."""
         return 0 if unit == 'stem' else unit[0]
 
-    def unit_is_checkpointed(self, unit: Unit) -> bool:
-        return unit in self.checkpoint_blocks
+    def unit_checkpointing(self, unit: Unit) -> Optional[str]:
+        """``'full'``, ``'selective'`` or None: how the unit is
+        checkpointed in training."""
+        if unit in self.checkpoint_blocks:
+            return 'full'
+        if unit in self.selective_checkpoint_blocks:
+            return 'selective'
+        return None
 
     def forward_unit(self, unit: Unit, x: Tensor,
                      outs: Dict[int, Tensor]) -> Tensor:
         """Run one unit on the NCHW state ``x``; a raw stage output goes
         into ``outs`` (keyed by the 0-based stage index)."""
-        if (self.training and torch.is_grad_enabled()
-                and unit in self.checkpoint_blocks):
+        mode = self.unit_checkpointing(unit) \
+            if self.training and torch.is_grad_enabled() else None
+        if mode == 'full':
             out, raw = checkpoint(self._run_unit, unit, x,
                                   use_reentrant=False)
+        elif mode == 'selective':
+            out, raw = selective_checkpoint(self._run_unit, unit, x)
         else:
             out, raw = self._run_unit(unit, x)
         if raw is not None:

@@ -1,0 +1,664 @@
+"""A measured memory and FLOP model of one training step, unit by unit.
+
+:func:`measure_profile` measures, with MemTracker (real or fake tensors;
+nothing is estimated from shapes) and FlopCounterMode, what every unit of a
+cut-able backbone (``CuttableBackbone.units()``: the stem, if any, and
+every block) holds and costs, in each checkpointing mode (none,
+``'selective'``, ``'full'``), plus the local head on every distinct cut
+shape, the final heads, the data and the optimizer step.
+:meth:`MemoryProfile.predict` adds these up into the peak of every local
+module and the FLOPs of the step for any *plan*: cuts plus a checkpointing
+mode per unit.
+
+A module made of units ``s..e-1`` starts from ``base(s)`` = data +
+parameters, buffers and optimizer states of the whole model (local heads
+included) + gradients of the earlier modules and of their local heads (kept
+until the optimizer step) + its input and the stage outputs the final heads
+will read (both detached, kept from earlier modules). With ``act'``,
+``fwd'``, ``bwd'`` the figures of each unit in its checkpointing mode, the
+module's peak is the largest of:
+
+* forward, in unit b: ``base + act'(s..b-1) + fwd'(b)``;
+* its loss: ``base + act'(s..e-1) + head_peak`` (the local head on the
+  module's output, or the decode and auxiliary heads for the last module,
+  measured with the stage outputs that reach them detached as such; the
+  head's own gradients included);
+* backward, in unit b (later units' activations are freed, their parameter
+  gradients exist): ``base + act'(s..b) + grads(b+1..e-1) + head gradients
+  + bwd'(b)`` (without an input gradient for the module's first unit);
+* last module only, the optimizer step: every gradient + the step's
+  temporaries.
+
+A checkpointed unit keeps (``act'``) only its output and what its mode saves
+(selective: the outputs of convolutions and matrix products), and its
+backward (``bwd'``) recomputes its forward first: both are measured, as is
+the recomputation's FLOPs.
+"""
+import contextlib
+import copy
+from dataclasses import asdict, dataclass, field
+from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
+
+import torch
+from mmengine.model import revert_sync_batchnorm
+
+from .memory import (PeakTracker, _storage_bytes, build_model,
+                     config_optim_wrapper, fake_mode, local_head_template,
+                     schedule_model_cfg, synthetic_batch)
+
+Unit = object  # 'stem' or (stage, block)
+#: checkpointing modes of a unit, beside None (no checkpointing)
+MODES = ('selective', 'full')
+
+
+# ----------------------------------------------------------------- figures
+@dataclass
+class ModeCost:
+    """One unit in one checkpointing mode (bytes, FLOPs).
+
+    ``act``: kept after its forward (saved tensors and output);
+    ``fwd_peak``: peak during its forward above the level before;
+    ``bwd_peak`` / ``bwd_peak_detached``: peak during its backward above the
+    level after its forward, the incoming gradient (and any recomputation)
+    included, with / without computing its input's gradient;
+    ``flops_bwd`` / ``flops_bwd_detached``: FLOPs of that backward
+    (recomputation included)."""
+    act: int
+    fwd_peak: int
+    bwd_peak: int
+    bwd_peak_detached: int
+    flops_bwd: int
+    flops_bwd_detached: int
+
+
+@dataclass
+class UnitCost:
+    """Measured figures of one unit.
+
+    ``modes``: ``{None | 'selective' | 'full': ModeCost}``; ``out``: bytes
+    of its output; ``raw_stage`` / ``raw_out``: the 0-based stage whose raw
+    output it produces (None if none) and that output's bytes when it is a
+    tensor of its own (0 when it is the unit's output, as for ResNet and
+    MiT; Swin's pre-merge output is separate); ``params`` / ``buffers`` /
+    ``opt``: bytes of its trainable parameters, buffers and optimizer
+    states; ``head_key``: the shape of its output (``'CxHxW'``), i.e. which
+    local head a cut after it needs; ``flops_fwd``: FLOPs of its forward."""
+    name: Unit
+    modes: Dict[Optional[str], ModeCost]
+    out: int
+    raw_stage: Optional[int]
+    raw_out: int
+    params: int
+    buffers: int
+    opt: int
+    head_key: str
+    flops_fwd: int
+
+    def mode(self, mode: Optional[str]) -> ModeCost:
+        return self.modes[mode]
+
+
+@dataclass
+class HeadCost:
+    """A head's forward + loss + backward: peak above the level before
+    (the gradients of its input and parameters included), FLOPs, and its
+    parameters / buffers / optimizer states (bytes)."""
+    peak: int
+    flops: int
+    params: int
+    buffers: int
+    opt: int
+
+    @property
+    def state(self) -> int:
+        return self.params + self.buffers + self.opt
+
+
+@dataclass
+class Plan:
+    """What to train: cuts (split points) and a checkpointing mode per
+    unit (units not listed are not checkpointed)."""
+    cuts: List[Tuple[int, int]] = field(default_factory=list)
+    modes: Dict[Unit, str] = field(default_factory=dict)
+
+    @property
+    def num_modules(self) -> int:
+        return len(self.cuts) + 1
+
+    def checkpoint(self) -> dict:
+        """``dict(full=[units], selective=[units])`` in network order, as
+        the backbone's ``checkpoint_blocks`` /
+        ``selective_checkpoint_blocks`` take them."""
+        def order(u):
+            return (0, 0) if u == 'stem' else tuple(u)
+        return {mode: sorted((u for u, m in self.modes.items() if m == mode),
+                             key=order) for mode in MODES}
+
+    def to_json(self) -> dict:
+        ckpt = self.checkpoint()
+        def js(u):
+            return u if u == 'stem' else list(u)
+        return dict(num_modules=self.num_modules,
+                    cuts=[list(c) for c in self.cuts],
+                    checkpoint_blocks=[js(u) for u in ckpt['full']],
+                    selective_checkpoint_blocks=[
+                        js(u) for u in ckpt['selective']])
+
+
+@dataclass
+class MemoryProfile:
+    """Everything :meth:`predict` needs, measured once per model, batch,
+    crop and optimizer.
+
+    A cut before unit ``p`` is the split point ``units[p].name``; allowed
+    positions are the block units but the first block (a module needs a
+    block)."""
+    units: List[UnitCost]
+    # by the output's head_key or, when the local head reconstructs its
+    # module's input features, by 'INPUT_KEY->OUTPUT_KEY' (INPUT_KEY
+    # 'image' for the first module)
+    local_heads: Dict[str, HeadCost]
+    final_heads: HeadCost             # end to end (no input detached)
+    data_e2e: int        # preprocessed batch
+    data_local: int      # + labels, reconstruction target and mask (K > 1)
+    step_temp: int       # temporaries of the optimizer step
+    used_stages: Optional[Set[int]]  # 0-based stages the final heads read
+    # peak / FLOPs of the final heads when the outputs of the first j
+    # stages they read come detached from earlier modules
+    final_peaks_detached: List[int]
+    final_flops_detached: List[int]
+    optimizer: str = 'SGD'
+    head_by_input: bool = False
+
+    # ---------------------------------------------------------- indexing
+    @property
+    def names(self) -> List[Unit]:
+        return [u.name for u in self.units]
+
+    def allowed_positions(self) -> List[int]:
+        first_block = 1 if self.names[0] == 'stem' else 0
+        return list(range(first_block + 1, len(self.units)))
+
+    def position(self, cut: Sequence[int]) -> int:
+        """Unit index of a split point ``(stage, block)``."""
+        try:
+            p = self.names.index(tuple(cut))
+        except ValueError:
+            raise ValueError(f'cut {tuple(cut)} is not a block of this '
+                             f'backbone') from None
+        if p not in self.allowed_positions():
+            raise ValueError(f'cut {tuple(cut)} is before the first block')
+        return p
+
+    def raw_producers(self) -> Dict[int, int]:
+        """``{stage (0-based): index of the unit producing its raw output}``
+        for the stages in ``out_indices``."""
+        return {u.raw_stage: i for i, u in enumerate(self.units)
+                if u.raw_stage is not None}
+
+    def head_key(self, p: int) -> str:
+        """The local head a cut before unit ``p`` needs."""
+        return self.units[p - 1].head_key
+
+    def local_head(self, in_key: str, out_key: str) -> HeadCost:
+        """The local head of a module whose input / output have these
+        head keys (``in_key`` 'image' for the first module)."""
+        return self.local_heads[f'{in_key}->{out_key}'
+                                if self.head_by_input else out_key]
+
+    def module_head(self, s: int, e: int) -> HeadCost:
+        """The local head of the module made of units ``s..e-1``."""
+        return self.local_head(
+            'image' if s == 0 else self.units[s - 1].head_key,
+            self.units[e - 1].head_key)
+
+    def head_keys(self) -> List[str]:
+        """Distinct head keys in network order."""
+        keys = []
+        for p in self.allowed_positions():
+            if self.head_key(p) not in keys:
+                keys.append(self.head_key(p))
+        return keys
+
+    # ---------------------------------------------------------- the model
+    def persist(self) -> int:
+        """Parameters, optimizer states and buffers of the backbone and
+        the final heads (local heads: :meth:`HeadCost.state`)."""
+        return sum(u.params + u.opt + u.buffers for u in self.units) + \
+            self.final_heads.state
+
+    def _inputs(self, s: int) -> int:
+        """Detached tensors a module starting at unit ``s`` receives: its
+        input and the earlier raw stage outputs the final heads read."""
+        if s == 0:
+            return 0
+        total = self.units[s - 1].out
+        for stage, i in self.raw_producers().items():
+            if self.used_stages is not None and stage not in self.used_stages:
+                continue
+            unit = self.units[i]
+            if i < s - 1 or (i == s - 1 and unit.raw_out):
+                total += unit.raw_out or unit.out
+        return total
+
+    def detached_reads(self, s: int) -> int:
+        """How many of the stages the final heads read are produced before
+        unit ``s`` (their outputs reach the last module detached)."""
+        producers = self.raw_producers()
+        stages = sorted(producers) if self.used_stages is None else \
+            sorted(self.used_stages)
+        return sum(1 for stage in stages if producers[stage] < s)
+
+    def module_cost(self, s: int, e: int, num_modules: int = 2,
+                    modes: Optional[Dict[Unit, str]] = None) -> dict:
+        """Predicted peak (bytes) and FLOPs of the module made of units
+        ``s..e-1``, without the local heads' states and the earlier local
+        heads' gradients (:meth:`predict` adds them); ``num_modules`` only
+        decides whether the local-loss targets exist (K > 1).
+
+        Returns ``dict(peak=..., phase=..., flops=...)``: the phase of the
+        peak (forward, loss, backward, step), and the FLOPs of the module's
+        forward, backward, recomputation and head."""
+        modes = modes or {}
+        n = len(self.units)
+        last = e == n
+        data = self.data_local if num_modules > 1 else self.data_e2e
+        base = data + self.persist() + self._inputs(s) + \
+            sum(u.params for u in self.units[:s])
+        costs = [u.mode(modes.get(u.name)) for u in self.units[s:e]]
+        phases = {}
+        act = fwd = flops = 0
+        for u, c in zip(self.units[s:e], costs):
+            fwd = max(fwd, act + c.fwd_peak)
+            act += c.act
+            flops += u.flops_fwd
+        phases['forward'] = base + fwd
+        if last:
+            j = self.detached_reads(s)
+            head_peak = self.final_peaks_detached[j]
+            head_params = self.final_heads.params
+            flops += self.final_flops_detached[j]
+        else:
+            head = self.module_head(s, e)
+            head_peak, head_params = head.peak, head.params
+            flops += head.flops
+        phases['loss'] = base + act + head_peak
+        bwd, later_grads = 0, head_params
+        for b in range(e - 1, s - 1, -1):
+            c = costs[b - s]
+            first = b == s
+            peak = c.bwd_peak_detached if first else c.bwd_peak
+            flops += c.flops_bwd_detached if first else c.flops_bwd
+            bwd = max(bwd, act + later_grads + peak)  # act = act'(s..b)
+            act -= c.act
+            later_grads += self.units[b].params
+        phases['backward'] = base + bwd
+        if last:
+            all_grads = sum(u.params for u in self.units) + \
+                self.final_heads.params
+            phases['step'] = data + self.persist() + all_grads + \
+                self._inputs(n) + self.step_temp
+        phase = max(phases, key=phases.get)
+        return dict(peak=phases[phase], phase=phase, flops=flops)
+
+    def bounds(self, cuts: Sequence[Sequence[int]]) -> List[int]:
+        positions = [self.position(c) for c in cuts]
+        if positions != sorted(set(positions)):
+            raise ValueError(f'cuts {list(cuts)} must be increasing')
+        return [0] + positions + [len(self.units)]
+
+    def predict(self, plan) -> dict:
+        """Predicted peaks and FLOPs of a :class:`Plan` (or a list of cuts,
+        no checkpointing).
+
+        Returns ``dict(peak=bytes, modules=[bytes per module],
+        phases=[phase of each module's peak], flops=FLOPs of the step)``."""
+        if not isinstance(plan, Plan):
+            plan = Plan([tuple(c) for c in plan])
+        bounds = self.bounds(plan.cuts)
+        k = len(bounds) - 1
+        heads = [self.module_head(a, b)
+                 for a, b in zip(bounds[:-2], bounds[1:-1])]
+        state = sum(h.state for h in heads)
+        peaks, phases, flops = [], [], 0
+        for m, (a, b) in enumerate(zip(bounds, bounds[1:])):
+            cost = self.module_cost(a, b, k, plan.modes)
+            grads = sum(h.params for h in heads[:m])
+            peaks.append(cost['peak'] + state + grads)
+            phases.append(cost['phase'])
+            flops += cost['flops']
+        return dict(peak=max(peaks), modules=peaks, phases=phases,
+                    flops=flops)
+
+    def to_json(self) -> dict:
+        """The measured figures (units, heads, data, step), for plan JSON
+        files."""
+        def unit(u):
+            d = asdict(u)
+            d['name'] = u.name if u.name == 'stem' else list(u.name)
+            d['modes'] = {str(k): v for k, v in d['modes'].items()}
+            return d
+        return dict(
+            units=[unit(u) for u in self.units],
+            local_heads={k: asdict(h) for k, h in self.local_heads.items()},
+            final_heads=asdict(self.final_heads),
+            final_peaks_detached=self.final_peaks_detached,
+            final_flops_detached=self.final_flops_detached,
+            data_e2e=self.data_e2e, data_local=self.data_local,
+            step_temp=self.step_temp, optimizer=self.optimizer,
+            head_by_input=self.head_by_input,
+            used_stages=None if self.used_stages is None else sorted(
+                self.used_stages))
+
+
+# ----------------------------------------------------------- measurement
+def _zero_grads(*modules):
+    for m in modules:
+        for p in m.parameters():
+            p.grad = None
+
+
+def _trainable_bytes(parts) -> int:
+    return _storage_bytes(p for m in parts for p in _params(m)
+                          if p.requires_grad)
+
+
+def _params(part):
+    return [part] if isinstance(part, torch.nn.Parameter) else \
+        list(part.parameters())
+
+
+def _buffers(part):
+    return [] if isinstance(part, torch.nn.Parameter) else \
+        list(part.buffers())
+
+
+def _flops(fn) -> Tuple[object, int]:
+    from torch.utils.flop_counter import FlopCounterMode
+    counter = FlopCounterMode(display=False)
+    with counter:
+        result = fn()
+    return result, counter.get_total_flops()
+
+
+def _measure_unit(run, x, parts, need_input_grad: bool) -> dict:
+    """Forward ``run(x_in)`` and backward it under a fresh tracker and a
+    FLOP counter.
+
+    The input and the parameters are registered with the tracker first
+    (MemTracker counts any storage it sees in an op's output, views of
+    untracked inputs or weights included), and every figure is relative to
+    that level.
+
+    Returns act (kept after forward), fwd (forward peak), bwd (backward
+    peak above the post-forward level, incoming gradient included), the
+    FLOPs of both, and the detached output."""
+    params = [p for part in parts for p in _params(part)]
+    for p in params:
+        p.grad = None
+    x_in = x.detach().requires_grad_(need_input_grad) \
+        if x.is_floating_point() else x
+    tracker = PeakTracker()
+    tracker.track_external(x_in, *params)
+    with tracker:
+        level = tracker.current_total()
+        out, flops_fwd = _flops(lambda: run(x_in))
+        after = tracker.current_total()
+        fwd = tracker.window_peak() - level
+        tracker.start_window()
+        _, flops_bwd = _flops(
+            lambda: out.backward(torch.ones_like(out)))
+        bwd = tracker.window_peak() - after
+    for p in params:
+        p.grad = None
+    return dict(act=after - level, fwd=fwd, bwd=bwd, out=out.detach(),
+                flops_fwd=flops_fwd, flops_bwd=flops_bwd)
+
+
+def _loss_peak(run_loss, inputs, modules, requires_grad=None
+               ) -> Tuple[int, int]:
+    """Peak and FLOPs of ``run_loss(*leaves)`` (returns a scalar loss) and
+    its backward, above the level before; ``leaves`` are ``inputs``
+    detached, requiring grad (or as ``requires_grad`` says, one flag per
+    input), registered with the tracker with the parameters of ``modules``
+    (whose gradients, allocated in the window, count)."""
+    _zero_grads(*modules)
+    if requires_grad is None:
+        requires_grad = [True] * len(inputs)
+    leaves = [x.detach().requires_grad_(flag)
+              for x, flag in zip(inputs, requires_grad)]
+    tracker = PeakTracker()
+    tracker.track_external(*leaves, *modules)
+    with tracker:
+        level = tracker.current_total()
+
+        def step():
+            loss = run_loss(*leaves)
+            loss.backward()
+
+        _, flops = _flops(step)
+        peak = tracker.overall_peak() - level
+    _zero_grads(*modules)
+    return peak, flops
+
+
+def _optimizer_state_bytes(model, cfg) -> Dict[int, int]:
+    """``{id(parameter): bytes of its optimizer states}`` after one step of
+    the config's optimizer over ``model``, and the step's temporaries
+    (key -1), measured on a second step."""
+    optim = config_optim_wrapper(model, cfg)
+    params = [p for p in model.parameters() if p.requires_grad]
+    for p in params:
+        p.grad = torch.zeros_like(p)
+    optim.step()  # creates the states
+    tracker = PeakTracker()
+    tracker.track_external(model, optim.optimizer)
+    with tracker:
+        level = tracker.current_total()
+        optim.step()
+        step_temp = tracker.overall_peak() - level
+    out = {-1: step_temp}
+    for p in params:
+        state = optim.optimizer.state.get(p, {})
+        out[id(p)] = _storage_bytes(
+            v for v in state.values() if isinstance(v, torch.Tensor))
+    optim.zero_grad()
+    for p in params:
+        p.grad = None
+    return out
+
+
+def _key(t) -> str:
+    return 'x'.join(str(v) for v in t.shape[1:])
+
+
+def measure_profile(cfg, batch: int, size: Tuple[int, int],
+                    device: str = 'cpu', fake: bool = True, seed: int = 0,
+                    modes: Sequence[str] = MODES,
+                    log: Optional[Callable[[str], None]] = None
+                    ) -> MemoryProfile:
+    """Measure a config's model unit by unit (see the module doc).
+
+    Args:
+        cfg: the config (its model: InfoProEncoderDecoder with a cut-able
+            backbone; its first local head is the one measured; its
+            optimizer is the one whose states count).
+        batch, size: the training batch and crop ``(H, W)``.
+        device: where real tensors live (ignored with ``fake``).
+        fake: measure under FakeTensorMode (no memory, seconds for the
+            full-size ResNet-101).
+        modes: checkpointing modes to measure besides none (``()``: only
+            cut planning without checkpointing).
+    """
+    from mmseg.registry import MODELS
+    from ..models.heads.recons_decoder import reconstruction_target
+    ctx = fake_mode() if fake else contextlib.nullcontext()
+    if fake:
+        device = 'cpu'
+    with ctx:
+        model = build_model(schedule_model_cfg(cfg, 'e2e', size=size),
+                            device, seed)
+        backbone = model.backbone
+        num_classes = model.decode_head.num_classes
+        data = synthetic_batch(batch, size, num_classes, seed)
+        opt_bytes = _optimizer_state_bytes(model, cfg)
+
+        def opt_of(parts):
+            return sum(opt_bytes.get(id(p), 0) for part in parts
+                       for p in _params(part) if p.requires_grad)
+
+        # data: the preprocessed batch, then the local-loss targets
+        head_cfg = local_head_template(cfg.model)
+        head_cfg.setdefault('type', 'InfoProLocalHead')
+        probe = MODELS.build(dict(copy.deepcopy(head_cfg), in_channels=1,
+                                  target_channels=1,
+                                  num_classes=num_classes))
+        by_input = getattr(probe, 'recons_target', 'image') == 'features' \
+            and getattr(probe, 'recons_head', None) is not None
+        tracker = PeakTracker()
+        with tracker:
+            pre = model.data_preprocessor(data, True)
+            inputs, samples = pre['inputs'], pre['data_samples']
+            data_e2e = tracker.current_total()
+            gt = torch.stack([s.gt_sem_seg.data for s in samples
+                              ]).squeeze(1).long()
+            image, mask = reconstruction_target(
+                inputs, samples, model.data_preprocessor,
+                with_image=probe.needs_image)
+            data_local = tracker.current_total()
+        del probe
+
+        # units, chained on detached outputs, in every mode
+        units, outs, examples = [], {}, {'image': inputs}
+        x = inputs
+        saved = (backbone.checkpoint_blocks,
+                 backbone.selective_checkpoint_blocks)
+        for unit in backbone.units():
+            if log:
+                log(f'  measuring {unit}')
+            parts = backbone.unit_parts(unit)
+            first = unit == backbone.units()[0]
+            figures = {}
+            for mode in (None, ) + tuple(modes):
+                backbone.checkpoint_blocks = [unit] if mode == 'full' else []
+                backbone.selective_checkpoint_blocks = \
+                    [unit] if mode == 'selective' else []
+                unit_outs = {}
+
+                def run(x_in, unit=unit, unit_outs=unit_outs):
+                    return backbone.forward_unit(unit, x_in, unit_outs)
+
+                r = _measure_unit(run, x, parts, not first)
+                r0 = r if first else _measure_unit(run, x, parts, False)
+                figures[mode] = (r, r0, unit_outs)
+            backbone.checkpoint_blocks, \
+                backbone.selective_checkpoint_blocks = saved
+            r, r0, unit_outs = figures[None]
+            raw_stage, raw_out = None, 0
+            for stage, raw in unit_outs.items():
+                raw_stage = stage
+                outs[stage] = raw.detach()
+                if raw.untyped_storage().nbytes() and not \
+                        _same_storage(raw, r['out']):
+                    raw_out = _storage_bytes([raw])
+            units.append(UnitCost(
+                name=unit,
+                modes={mode: ModeCost(
+                    act=fr['act'], fwd_peak=fr['fwd'], bwd_peak=fr['bwd'],
+                    bwd_peak_detached=fr0['bwd'],
+                    flops_bwd=fr['flops_bwd'],
+                    flops_bwd_detached=fr0['flops_bwd'])
+                       for mode, (fr, fr0, _) in figures.items()},
+                out=_storage_bytes([r['out']]), raw_stage=raw_stage,
+                raw_out=raw_out, params=_trainable_bytes(parts),
+                buffers=sum(_storage_bytes(_buffers(p)) for p in parts),
+                opt=opt_of(parts), head_key=_key(r['out']),
+                flops_fwd=r['flops_fwd']))
+            x = r['out']
+            examples.setdefault(units[-1].head_key, x)
+
+        if log:
+            log("local heads")
+        # local heads, one per distinct cut shape (and input shape, when
+        # they reconstruct their input); their gradients are allocated in
+        # the measured window, as in the first step of a module
+        keys = _cut_keys(units)
+        pairs = [('image', k) for k in keys] + [
+            (a, b) for i, a in enumerate(keys) for b in keys[i:]] \
+            if by_input else [(None, k) for k in keys]
+        local = {}
+        for in_key, out_key in pairs:
+            feat = examples[out_key]
+            feat_in = examples[in_key] if in_key else None
+            c = dict(copy.deepcopy(head_cfg))
+            c.update(in_channels=feat.shape[1], num_classes=num_classes,
+                     align_corners=model.align_corners)
+            if feat_in is not None:
+                c['target_channels'] = feat_in.shape[1]
+            torch.manual_seed(seed)
+            head = revert_sync_batchnorm(MODELS.build(c))
+            if device != 'cpu':
+                head.to(device)
+            head.train()
+
+            def run_local(feat, head=head, feat_in=feat_in):
+                losses = head.loss(feat, gt, image, mask, inputs=feat_in)
+                return model.parse_losses(losses)[0]
+
+            peak, flops = _loss_peak(run_local, [feat], [head])
+            head_opt = _optimizer_state_bytes(head, cfg)
+            local[f'{in_key}->{out_key}' if by_input else out_key] = \
+                HeadCost(peak, flops, _trainable_bytes([head]),
+                         _storage_bytes(head.buffers()),
+                         sum(v for k, v in head_opt.items() if k != -1))
+
+        if log:
+            log("final heads")
+        # neck, decode and auxiliary heads (and the backbone.s output
+        # parts) on the raw stage outputs
+        final_mods = model.final_heads() + backbone.output_parts()
+        stages = sorted(outs)
+
+        def run_final(*raws):
+            feats = backbone.format_outputs(dict(zip(stages, raws)))
+            return model.parse_losses(model.final_losses(feats, samples))[0]
+
+        # ... with the first j stages they read detached (those stages end
+        # in earlier modules), j = 0 (end to end) .. all
+        used = model.used_out_indices()
+        reads = [i for i in stages if used is None or i in used]
+        raws = [outs[i] for i in stages]
+        detached = [
+            _loss_peak(run_final, raws, final_mods,
+                       [i not in reads[:j] for i in stages])
+            for j in range(len(reads) + 1)
+        ]
+        final = HeadCost(
+            detached[0][0], detached[0][1], _trainable_bytes(final_mods),
+            sum(_storage_bytes(_buffers(m)) for m in final_mods),
+            opt_of(final_mods))
+    return MemoryProfile(
+        units=units, local_heads=local, final_heads=final,
+        data_e2e=data_e2e, data_local=data_local,
+        step_temp=opt_bytes[-1], used_stages=used,
+        final_peaks_detached=[d[0] for d in detached],
+        final_flops_detached=[d[1] for d in detached],
+        optimizer=type(config_optim_wrapper(model, cfg).optimizer).__name__,
+        head_by_input=by_input)
+
+
+def _same_storage(a, b) -> bool:
+    try:
+        return a.untyped_storage()._cdata == b.untyped_storage()._cdata
+    except Exception:  # noqa: BLE001  (fake storages without _cdata)
+        return a is b
+
+
+def _cut_keys(units) -> List[str]:
+    """Head keys of the outputs a cut can pass on, in network order."""
+    first_block = 1 if units[0].name == 'stem' else 0
+    keys = []
+    for u in units[first_block:-1]:
+        if u.head_key not in keys:
+            keys.append(u.head_key)
+    return keys
