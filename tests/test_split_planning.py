@@ -8,6 +8,7 @@ import random
 import sys
 
 import pytest
+import torch
 from mmengine.config import Config
 from mmengine.runner import Runner
 
@@ -18,8 +19,11 @@ from mmseg_infopro.utils.memory import (build_model, measure_schedule,
                                         measure_step_memory,
                                         optimizer_kwargs, schedule_model_cfg,
                                         sgd_optim_wrapper, synthetic_batch)
-from mmseg_infopro.utils.split_planning import (measure_profile,
-                                                minmax_partition, plan_cuts)
+from mmseg_infopro.utils.memory_profile import Plan
+from mmseg_infopro.utils.split_planning import (lowest_peak, measure_profile,
+                                                minmax_partition,
+                                                minsum_partition, plan_cuts,
+                                                plan_for_budget)
 
 from conftest import DEMO_K2, REPO, demo_cfg
 
@@ -228,3 +232,249 @@ def test_memory_hook_estimate_formula():
     assert values['mem.e2e_est'] == 2000
     with pytest.raises(ValueError, match='interval'):
         InfoProMemoryHook(interval=0)
+
+
+# ------------------------------------------- checkpointing and budgets
+@pytest.mark.parametrize('seed', range(4))
+def test_minsum_partition_is_optimal(seed):
+    """The min-sum DP equals exhaustive search (forbidden groups too)."""
+    rng = random.Random(seed)
+    inf = float('inf')
+    for trial in range(16):
+        n = rng.randint(1, 9)
+        k = rng.randint(1, n)
+        table = {(s, e, m): rng.choice([inf] + [rng.randint(0, 100)] * 4)
+                 for s in range(n) for e in range(s + 1, n + 1)
+                 for m in range(k)}
+        cost = lambda s, e, m, t=table: t[(s, e, m)]  # noqa: E731
+        best = None
+        for cuts in itertools.combinations(range(1, n), k - 1):
+            bounds = [0, *cuts, n]
+            value = sum(cost(a, b, m)
+                        for m, (a, b) in enumerate(zip(bounds, bounds[1:])))
+            best = value if best is None else min(best, value)
+        cuts, value = minsum_partition(n, k, cost)
+        assert value == best, (n, k, trial)
+        if value < inf:
+            bounds = [0, *cuts, n]
+            assert sum(cost(a, b, m) for m, (a, b) in
+                       enumerate(zip(bounds, bounds[1:]))) == value
+
+
+def _kept_by_forward(model, batch, k):
+    """Bytes module ``k``'s forward keeps for its backward (memory after
+    its backbone units ran minus before it started), MemTracker."""
+    from mmseg_infopro.utils.memory import PeakTracker
+    optim = sgd_optim_wrapper(model, lr=0.01, momentum=0.9)
+    tracker = PeakTracker()
+    tracker.track_external(model, optim.optimizer)
+    readings = {}
+
+    class Probe:
+        def before_module(self, j):
+            if j == k:
+                readings['before'] = tracker.current_total()
+
+        def after_forward(self, j):
+            if j == k:
+                readings['after'] = tracker.current_total()
+
+    model.module_callbacks.append(Probe())
+    with tracker:
+        model.train_step(batch, optim)
+    return readings['after'] - readings['before']
+
+
+def test_checkpointing_at_a_detached_module_input_saves_memory(one_thread):
+    """mmseg's blocks checkpoint only ``if self.with_cp and
+    x.requires_grad``: at a local module's detached input, with_cp does
+    nothing (the trap). The backbone's checkpoint_blocks (non-reentrant
+    torch.utils.checkpoint) really saves the first block's activations
+    there, and gives the same gradients."""
+    base = Config.fromfile(DEMO_K2)
+    base.model.data_preprocessor.size = (64, 128)
+    batch = synthetic_batch(2, (64, 128), 19)
+    peaks, grads = {}, {}
+    for name, backbone in (
+            ('none', {}),
+            ('with_cp', dict(with_cp=True)),
+            ('ours', dict(checkpoint_blocks=[(3, 0)])),
+            ('ours_selective', dict(selective_checkpoint_blocks=[(3, 0)]))):
+        cfg = schedule_model_cfg(base, 'infopro', [(3, 0)])
+        cfg.backbone.update(backbone)
+        model = build_model(cfg)
+        if name == 'with_cp':  # on every block, as mmseg's switch does
+            assert model.backbone.layer3[0].with_cp
+        peaks[name] = _kept_by_forward(model, batch, 1)
+        model.zero_grad()
+        torch.manual_seed(0)
+        data = model.data_preprocessor(batch, True)
+        losses = model.loss(data['inputs'], data['data_samples'])
+        sum(v for k, v in losses.items() if 'loss' in k).backward()
+        grads[name] = [p.grad.clone()
+                       for p in model.backbone.layer3[0].parameters()]
+    # the trap: module 2 starts at (3, 0), whose input is detached, so
+    # with_cp checkpoints layer3[1], layer4[*] but not layer3[0]; ours
+    # checkpoints layer3[0] only: what it saves is that block's
+    # activations but its output
+    assert peaks['with_cp'] < peaks['none']
+    assert peaks['ours'] < peaks['none']
+    assert peaks['ours_selective'] < peaks['none']
+    profile_cfg = Config.fromfile(DEMO_K2)
+    unit = measure_profile(profile_cfg, 2, (64, 128), fake=True).units[
+        5]  # (3, 0)
+    assert unit.name == (3, 0)
+    assert peaks['none'] - peaks['ours'] == \
+        unit.modes[None].act - unit.modes['full'].act
+    for name in ('with_cp', 'ours', 'ours_selective'):
+        assert all(torch.allclose(a, b, atol=1e-6)
+                   for a, b in zip(grads[name], grads['none'])), name
+
+
+@pytest.fixture(scope='module')
+def demo_profile():
+    cfg = Config.fromfile(DEMO_K2)
+    with_single = __import__('conftest').single_thread
+    with with_single():
+        profile = measure_profile(cfg, 2, (96, 192), fake=False)
+    return cfg, profile
+
+
+def test_combined_plans_predicted_within_one_percent(demo_profile,
+                                                     one_thread):
+    """Cuts plus per-unit checkpointing (both modes, the stem and a
+    module's first unit included): predicted against measured peak of the
+    step and of every module within 1%, FLOPs within 0.1%."""
+    cfg, profile = demo_profile
+    size, batch = (96, 192), 2
+    plans = [
+        Plan([], {'stem': 'full', (1, 1): 'selective', (2, 0): 'full',
+                  (4, 1): 'full'}),
+        Plan([(3, 0)], {(1, 0): 'selective', (3, 0): 'full',
+                        (3, 1): 'selective', (4, 0): 'full'}),
+        Plan([(2, 0), (3, 1)], {'stem': 'selective', (2, 0): 'full',
+                                (3, 1): 'full', (4, 1): 'selective'}),
+    ]
+    for plan in plans:
+        pred = profile.predict(plan)
+        meas = measure_schedule(cfg, 'plan', plan.cuts, size, batch,
+                                checkpoint=plan.checkpoint(), flops=True)
+        assert pred['peak'] == pytest.approx(meas['peak'], rel=0.01), plan
+        assert pred['modules'] == pytest.approx(meas['module_peaks'],
+                                                rel=0.01), plan
+        assert pred['flops'] == pytest.approx(meas['flops'], rel=0.001)
+    # checkpointing costs FLOPs: full recomputation adds some
+    assert profile.predict(plans[0])['flops'] > \
+        profile.predict(Plan())['flops']
+
+
+def test_budget_plan_is_cheapest_that_fits_and_is_met(demo_profile,
+                                                      one_thread):
+    """For budgets between the lowest reachable peak and E2E the plan's
+    predicted and measured peaks fit, and it is at most as costly as every
+    candidate family that fits (E2E + checkpointing, pure InfoPro)."""
+    cfg, profile = demo_profile
+    e2e = profile.predict(Plan())
+    low = lowest_peak(profile, 4)['peak']
+    assert low < e2e['peak']
+    for frac in (0.25, 0.6, 0.9):
+        budget = low + frac * (e2e['peak'] - low)
+        result = plan_for_budget(profile, budget, max_modules=4)
+        assert result['feasible']
+        plan, pred = result['plan'], result['prediction']
+        assert pred['peak'] <= budget
+        meas = measure_schedule(cfg, 'plan', plan.cuts, (96, 192), 2,
+                                checkpoint=plan.checkpoint())
+        assert meas['peak'] <= budget * 1.01
+        for k in range(2, 5):  # pure InfoPro that fits is not cheaper
+            cuts, p = plan_cuts(profile, k)
+            if p['peak'] <= budget:
+                assert pred['flops'] <= p['flops']
+        for other in result['candidates']:
+            assert other['prediction']['peak'] <= budget
+            assert other['prediction']['flops'] >= pred['flops']
+    # a budget E2E fits needs no checkpointing and no extra FLOPs (a cut
+    # may even save some: the first block of a later module computes no
+    # input gradient, which here costs more than the small local head)
+    result = plan_for_budget(profile, e2e['peak'] * 1.01, max_modules=4)
+    assert not result['plan'].modes
+    assert result['prediction']['flops'] <= e2e['flops']
+
+
+def test_budget_tool_writes_a_config_that_trains(synthetic_root, tmp_path):
+    """tools/plan_splits.py --memory-budget: verified (measured <= budget),
+    runner-ups printed, the written config holds the plan and trains
+    through tools/train.py in the demo's small setting."""
+    out_cfg = tmp_path / 'budget.py'
+    shape = ['--batch', '2', '--size', '128', '256', '--fake']
+    budget = 68.0  # MiB: E2E needs about 81 here, the floor is about 57
+    plan = plan_splits.main([
+        DEMO_K2, '--memory-budget', f'{budget}MiB', '--max-modules', '3',
+        '--write', str(out_cfg), '--out', str(tmp_path / 'plan.json')
+    ] + shape)
+    assert plan['measured_e2e_mib'] > budget
+    assert plan['feasible'] and plan['measured_peak_mib'] <= budget
+    assert abs(plan['prediction_error']) < 0.01
+    cfg = Config.fromfile(str(out_cfg))
+    assert [list(c) for c in cfg.model.backbone.split_points] == \
+        plan['cuts']
+    assert [list(u) if u != 'stem' else u
+            for u in cfg.model.backbone.checkpoint_blocks] == \
+        plan['checkpoint_blocks']
+    assert len(cfg.model.local_heads or []) == len(plan['cuts'])
+    assert plan['cuts'] or plan['checkpoint_blocks'] or \
+        plan['selective_checkpoint_blocks']
+    train = __import__('train')  # tools/train.py
+    work = tmp_path / 'work'
+    train.main([str(out_cfg), '--work-dir', str(work), '--cfg-options',
+                f'train_dataloader.dataset.data_root={synthetic_root}',
+                f'val_dataloader.dataset.data_root={synthetic_root}',
+                f'test_dataloader.dataset.data_root={synthetic_root}',
+                'train_dataloader.num_workers=0',
+                'train_dataloader.persistent_workers=False',
+                'val_dataloader.num_workers=0',
+                'val_dataloader.persistent_workers=False',
+                'test_dataloader.num_workers=0',
+                'test_dataloader.persistent_workers=False',
+                'train_dataloader.batch_size=2',
+                'model.data_preprocessor.size=[64,128]',
+                'train_cfg.max_iters=2', 'train_cfg.val_interval=2',
+                'param_scheduler.0.end=2',
+                'default_hooks.checkpoint.interval=2',
+                'custom_hooks=[]', 'visualizer.name=budget_visualizer'])
+    assert (work / 'iter_2.pth').exists()
+
+
+def test_infeasible_budget_names_the_smallest_reachable_peak(demo_profile,
+                                                             capsys):
+    cfg, profile = demo_profile
+    low = lowest_peak(profile, 3)
+    result = plan_for_budget(profile, low['peak'] * 0.9, max_modules=3)
+    assert not result['feasible']
+    assert result['lowest']['peak'] == low['peak']
+    with pytest.raises(SystemExit) as info:
+        plan_splits.main([DEMO_K2, '--memory-budget', '1MiB', '--batch',
+                          '2', '--size', '64', '128', '--max-modules', '2',
+                          '--fake'])
+    text = str(info.value)
+    assert 'nothing fits 1.0 MiB' in text
+    assert 'smallest reachable peak' in text and 'parameters' in text
+
+
+def test_pareto_front_tool(tmp_path):
+    pytest.importorskip('matplotlib')
+    out = plan_splits.main([
+        DEMO_K2, '--pareto', '--max-modules', '3', '--budgets', '5',
+        '--batch', '2', '--size', '64', '128', '--fake',
+        '--out', str(tmp_path / 'front.json'),
+        '--plot', str(tmp_path / 'front.png')])
+    assert (tmp_path / 'front.png').stat().st_size > 1000
+    saved = json.loads((tmp_path / 'front.json').read_text())
+    assert saved['front'] == out['front']
+    kinds = {p['kind'] for p in out['front'] + out['checkpointing'] +
+             out['infopro'] + out['combined'] + [out['e2e']]}
+    assert {'e2e', 'checkpointing', 'infopro K=2', 'combined'} <= kinds
+    front = out['front']
+    for p in front:  # nothing on the front is dominated
+        assert not any(q['peak'] <= p['peak'] and q['flops'] < p['flops']
+                       for q in front)
