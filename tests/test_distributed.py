@@ -29,6 +29,7 @@ sys.path.insert(0, osp.join(REPO, 'tools'))
 import test as test_tool  # noqa: E402  (tools/test.py)
 import train as train_tool  # noqa: E402  (tools/train.py)
 
+from mmseg_infopro.models.segmentors import InfoProEncoderDecoder  # noqa
 from mmseg_infopro.models.wrappers import (  # noqa: E402
     InfoProDistributedDataParallel, init_cpu_process_group)
 
@@ -95,6 +96,86 @@ class DistProbeHook(Hook):
         self.record['metrics'] = dict(metrics or {})
 
 
+def gather_spread(tensors):
+    """Largest difference between ranks of the flattened ``tensors`` (0.0
+    without a process group)."""
+    flat = torch.cat([t.detach().double().flatten() for t in tensors])
+    return DistProbeHook._spread(DistProbeHook._gather(flat))
+
+
+@MODELS.register_module(force=True)
+class FrozenFirstModuleInfoPro(InfoProEncoderDecoder):
+    """An InfoProEncoderDecoder whose local module 0 (backbone stem, layer1,
+    layer2 and local head 0) has no trainable parameter:
+    ``requires_grad=False`` on all of them, while its BN layers stay in
+    train mode, so each rank's batch moves their running statistics. At
+    build time each rank offsets module 0's BN running means and its
+    parameters by its rank, as if the ranks had loaded different states."""
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        rank = dist.get_rank() if dist.is_initialized() else 0
+        module = self.local_modules()[0]
+        with torch.no_grad():
+            for param in module.parameters():
+                param.requires_grad_(False)
+                param.add_(0.01 * rank)
+            for m in module.modules():
+                if isinstance(m, nn.modules.batchnorm._BatchNorm):
+                    m.running_mean.add_(rank)
+
+
+@HOOKS.register_module(force=True)
+class FrozenModuleProbeHook(Hook):
+    """Records, as the largest difference between ranks, local module 0's
+    parameters and buffers right after the model wrapper was built
+    (``before_run``: before mmengine's own broadcast after
+    ``init_weights``); its buffers at the start of every forward of
+    module 0 (a forward pre-hook on the stem: after the wrapper's
+    broadcast), in training and in validation; and its buffers after each
+    training iteration, with whether they changed."""
+
+    def __init__(self, out_file):
+        self.out_file = out_file
+        self.record = dict(train_forward=[], val_forward=[], after_iter=[],
+                           changed=[])
+        self._last = None
+
+    @staticmethod
+    def _module0(runner):
+        model = runner.model.module if hasattr(runner.model, 'module') \
+            else runner.model
+        return model, model.local_modules()[0]
+
+    def before_run(self, runner):
+        model, module = self._module0(runner)
+        self.record['built_params'] = gather_spread(list(module.parameters()))
+        self.record['built_buffers'] = gather_spread(list(module.buffers()))
+        self.record['wrapped_as'] = [
+            type(m).__name__ for m in getattr(runner.model, 'local_ddps', [])
+        ]
+        model.backbone.stem.register_forward_pre_hook(self._at_forward)
+        self.runner = runner
+
+    def _at_forward(self, stem, args):
+        _, module = self._module0(self.runner)
+        key = 'train_forward' if stem.training else 'val_forward'
+        self.record[key].append(gather_spread(list(module.buffers())))
+
+    def after_train_iter(self, runner, batch_idx, data_batch=None,
+                         outputs=None):
+        _, module = self._module0(runner)
+        flat = torch.cat([b.double().flatten() for b in module.buffers()])
+        self.record['after_iter'].append(gather_spread([flat]))
+        self.record['changed'].append(
+            self._last is not None and not torch.equal(flat, self._last))
+        self._last = flat.clone()
+
+    def after_train(self, runner):
+        if runner.rank == 0:
+            torch.save(self.record, self.out_file)
+
+
 @pytest.fixture(autouse=True)
 def cpu_only(monkeypatch):
     """These tests are about gloo on the CPU; on a GPU machine keep the
@@ -154,8 +235,9 @@ def probe_cfg(root, work_dir, batch_size, group_norm, max_iters=4):
     return cfg
 
 
-def dist_train(cfg, work_dir, nproc=2, timeout=240):
-    """Run ``tools/dist_train.sh`` on ``cfg``; returns the probe record."""
+def launch(cfg, work_dir, nproc=2, timeout=240):
+    """Run ``tools/dist_train.sh`` on ``cfg`` (gloo, one thread per
+    process); returns the finished ``subprocess.CompletedProcess``."""
     os.makedirs(work_dir, exist_ok=True)
     path = osp.join(str(work_dir), 'cfg.py')
     cfg.dump(path)
@@ -171,9 +253,14 @@ def dist_train(cfg, work_dir, nproc=2, timeout=240):
         ['bash', osp.join(REPO, 'tools', 'dist_train.sh'), path,
          str(nproc)],
         env=env, cwd=REPO, capture_output=True, text=True, timeout=timeout)
+    return proc
+
+
+def dist_train(cfg, work_dir, nproc=2, timeout=240, out_file='probe.pt'):
+    """Run ``tools/dist_train.sh`` on ``cfg``; returns the probe record."""
+    proc = launch(cfg, work_dir, nproc, timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
-    return torch.load(osp.join(str(work_dir), 'probe.pt'),
-                      weights_only=False)
+    return torch.load(osp.join(str(work_dir), out_file), weights_only=False)
 
 
 def single_train(cfg, work_dir):
@@ -269,6 +356,55 @@ def test_bn_distributed_validation(synthetic_root, tmp_path):
         assert rec['metrics'][key] == pytest.approx(value, abs=1e-6), key
 
 
+def test_default_ddp_without_wrapper_cfg_fails_with_hint(synthetic_root,
+                                                         tmp_path):
+    """Issue 11 item 2: the K=2 demo without its ``model_wrapper_cfg`` line,
+    2 processes. mmengine's default MMDistributedDataParallel trains through
+    ``forward(mode='loss')`` (every module's graph alive at once: no
+    saving); the run must stop, and say which line to add."""
+    cfg = demo_cfg(synthetic_root, tmp_path / 'nowrap', max_iters=2)
+    own_visualizer(cfg)
+    cfg.pop('model_wrapper_cfg')
+    proc = launch(cfg, tmp_path / 'nowrap')
+    output = proc.stdout + proc.stderr
+    assert proc.returncode != 0, output[-3000:]
+    hint = "model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')"
+    assert hint in output, output[-5000:]
+    assert not osp.exists(tmp_path / 'nowrap' / 'iter_2.pth')
+
+
+def test_frozen_module_buffers_agree_across_ranks(synthetic_root, tmp_path):
+    """Issue 11 item 3: a local module without trainable parameters (module
+    0 frozen, BN in train mode) gets no DDP; its parameters and buffers
+    must still agree on all ranks: broadcast from rank 0 when the wrapper
+    is built, again at the start of every training forward
+    (broadcast_buffers, as DDP), and after training, before the
+    validation forward."""
+    work = tmp_path / 'frozen'
+    cfg = demo_cfg(synthetic_root, work, max_iters=3)
+    own_visualizer(cfg)
+    cfg.model.type = 'FrozenFirstModuleInfoPro'
+    cfg.custom_imports = dict(
+        imports=['mmseg_infopro', 'test_distributed'],
+        allow_failed_imports=False)
+    cfg.custom_hooks = [
+        dict(type='FrozenModuleProbeHook', out_file=str(work / 'frozen.pt'))
+    ]
+    rec = dist_train(cfg, work, out_file='frozen.pt')
+    # the ranks were built different (the model offsets them by rank), the
+    # wrapper gave them rank 0's parameters and buffers
+    assert rec['built_params'] == 0.0 and rec['built_buffers'] == 0.0, rec
+    # BN in train mode moves the statistics, with each rank's batch ...
+    assert rec['changed'] == [False, True, True]
+    assert all(d > 0 for d in rec['after_iter']), rec
+    # ... and every training forward starts from rank 0's, and so does
+    # the validation after training
+    assert rec['train_forward'] == [0.0] * 3, rec
+    assert len(rec['val_forward']) == 1 and rec['val_forward'][0] == 0.0, rec
+    assert rec['wrapped_as'] == ['BufferSyncedModule',
+                                 'DistributedDataParallel']
+
+
 # --------------------------------------------------------- wrapper alone
 
 
@@ -349,3 +485,60 @@ def test_wrapper_structure(one_process_group):
             cfg = Config.fromfile(osp.join(REPO, 'configs', folder, name))
             assert cfg.model_wrapper_cfg.type == \
                 'InfoProDistributedDataParallel', name
+
+
+def test_frozen_local_module_is_buffer_synced(one_process_group):
+    """A local module without trainable parameters is wrapped in a
+    BufferSyncedModule (DDP refuses it), which follows DDP's buffer rules:
+    ``no_sync`` enters it, a forward inside ``no_sync`` (or without grad)
+    makes the next forward skip its broadcast, and ``broadcast_buffers=
+    False`` switches the broadcasts off."""
+    from torch.nn.parallel import DistributedDataParallel
+
+    from mmseg_infopro.models.wrappers.infopro_ddp import BufferSyncedModule
+    model = build_demo_model()
+    for param in model.local_modules()[0].parameters():
+        param.requires_grad_(False)
+    wrapper = InfoProDistributedDataParallel(model)
+    frozen, last = wrapper.local_ddps
+    assert isinstance(frozen, BufferSyncedModule)
+    assert isinstance(last, DistributedDataParallel)
+    assert frozen.broadcast_buffers and frozen.require_forward_param_sync
+    with wrapper.no_sync():
+        assert not frozen.require_backward_grad_sync
+        assert not last.require_backward_grad_sync
+    assert frozen.require_backward_grad_sync
+    # DDP's require_forward_param_sync, on a frozen BN in train mode
+    bn = nn.BatchNorm2d(3).requires_grad_(False)
+    synced = BufferSyncedModule(bn)
+    x = torch.randn(2, 3, 4, 4)
+    with synced.no_sync():
+        synced(x)
+    assert not synced.require_forward_param_sync
+    synced(x)
+    assert synced.require_forward_param_sync
+    with torch.no_grad():
+        synced(x)
+    assert not synced.require_forward_param_sync
+    assert bn.num_batches_tracked.item() == 3
+    off = InfoProDistributedDataParallel(model, broadcast_buffers=False)
+    assert not off.local_ddps[0].broadcast_buffers
+
+
+def test_cpu_default_model_wrapper():
+    """A CPU run without ``model_wrapper_cfg`` gets mmengine's default
+    wrapper without ``device_ids`` (which torch rejects for CPU modules);
+    a config that sets a wrapper is left alone."""
+    from mmengine.config import Config
+
+    from mmseg_infopro.models.wrappers.infopro_ddp import \
+        cpu_default_model_wrapper
+    cfg = Config.fromfile(DEMO_K2)
+    assert not cpu_default_model_wrapper(cfg)
+    assert cfg.model_wrapper_cfg == dict(type='InfoProDistributedDataParallel')
+    cfg.pop('model_wrapper_cfg')
+    cfg.find_unused_parameters = True
+    assert cpu_default_model_wrapper(cfg)
+    assert cfg.model_wrapper_cfg == dict(
+        type='MMDistributedDataParallel', device_ids=None,
+        broadcast_buffers=False, find_unused_parameters=True)

@@ -152,13 +152,27 @@ def test_checkpoint_loads_into_plain_mmseg(trained):
         assert torch.equal(x.pred_sem_seg.data, y.pred_sem_seg.data)
 
 
-def _run(root, work, max_iters, resume=False, end=6):
+def _run(root, work, max_iters, resume=False, end=6, seed=0, flip=False,
+         val_interval=1000, num_workers=0):
+    """The demo, ``max_iters`` iterations of a 6-iteration schedule,
+    checkpoints every 3. ``seed``: ``randomness.seed`` (None: no
+    ``randomness`` in the config, as in every configs/infopro config);
+    ``flip``: keep the RandomFlip augmentation."""
     work.mkdir(exist_ok=True)
     cfg = demo_cfg(root, work, max_iters=max_iters)
-    pipeline = [p for p in cfg.train_pipeline if p['type'] != 'RandomFlip']
-    cfg.train_dataloader.dataset.pipeline = pipeline
+    if not flip:
+        pipeline = [p for p in cfg.train_pipeline
+                    if p['type'] != 'RandomFlip']
+        cfg.train_dataloader.dataset.pipeline = pipeline
+    if seed is None:
+        cfg.pop('randomness', None)
+    else:
+        cfg.randomness = dict(seed=seed)
+    if num_workers:
+        cfg.train_dataloader.num_workers = num_workers
+        cfg.train_dataloader.persistent_workers = True
     cfg.param_scheduler[0].end = end  # same schedule for both runs
-    cfg.train_cfg.val_interval = 1000
+    cfg.train_cfg.val_interval = val_interval
     cfg.default_hooks.checkpoint.interval = 3
     cfg.custom_hooks = [dict(type='RNGStateHook')]
     path = write_cfg(cfg, osp.join(work, f'cfg{max_iters}.py'))
@@ -166,6 +180,15 @@ def _run(root, work, max_iters, resume=False, end=6):
     return train_tool.main(argv)
 
 
+def assert_same_weights(a, b):
+    a, b = a.model.state_dict(), b.model.state_dict()
+    assert a.keys() == b.keys()
+    differ = [key for key in a if not torch.equal(a[key], b[key])]
+    assert not differ, \
+        f'{len(differ)} of {len(a)} tensors differ: {differ[:5]}'
+
+
+@pytest.mark.usefixtures('one_thread')
 def test_interrupted_run_resumes_to_identical_weights(synthetic_root,
                                                       tmp_path):
     """Issue 5: a run stopped after 3 of 6 iterations and resumed ends with
@@ -183,9 +206,34 @@ def test_interrupted_run_resumes_to_identical_weights(synthetic_root,
     assert split == logged_lr(tmp_path / 'whole')
     # the lr the first run left for iteration 4 is the one iteration 4 used
     assert split[3][1] == pytest.approx(lr_at_3, rel=1e-4)
-    a = whole.model.state_dict()
-    b = resumed.model.state_dict()
-    assert a.keys() == b.keys()
-    for key in a:
-        assert torch.equal(a[key], b[key]), key
+    assert_same_weights(whole, resumed)
     assert whole.optim_wrapper.get_lr() == resumed.optim_wrapper.get_lr()
+
+
+@pytest.mark.usefixtures('one_thread')
+def test_resume_without_seed_matches_uninterrupted_run(synthetic_root,
+                                                       tmp_path):
+    """Issue 11 item 1: as the Cityscapes configs, no ``randomness.seed``.
+
+    The first run draws a seed S; the resumed run draws another one, builds
+    its dataloader (sampler order) with it, and mmengine's ``resume``
+    re-seeds every generator with S *after* RNGStateHook's
+    ``after_load_checkpoint``. The resumed run must still end with exactly
+    the weights of an uninterrupted run with seed S: same data order, same
+    random flips (drawn in the main process), same dropout masks, with a
+    validation at the checkpoint's iteration in between (its dataloader
+    draws from the torch generator)."""
+    first = _run(synthetic_root, tmp_path / 'split', 3, seed=None, flip=True,
+                 val_interval=3)
+    seed = first.seed
+    meta = torch.load(osp.join(tmp_path, 'split', 'iter_3.pth'),
+                      map_location='cpu', weights_only=False)['meta']
+    assert meta['seed'] == seed
+    resumed = _run(synthetic_root, tmp_path / 'split', 6, seed=None,
+                   flip=True, val_interval=3, resume=True)
+    assert resumed.iter == 6 and resumed.seed == seed
+    whole = _run(synthetic_root, tmp_path / 'whole', 6, seed=seed, flip=True,
+                 val_interval=3)
+    assert whole.seed == seed
+    assert logged_lr(tmp_path / 'split') == logged_lr(tmp_path / 'whole')
+    assert_same_weights(whole, resumed)

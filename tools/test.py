@@ -18,7 +18,8 @@ except ImportError:  # running from a source checkout without install
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmseg_infopro.models.wrappers import init_cpu_process_group
+from mmseg_infopro.models.wrappers import (cpu_default_model_wrapper,
+                                           init_cpu_process_group)
 
 
 def parse_args(argv=None):
@@ -117,6 +118,7 @@ def main(argv=None):
     if init_cpu_process_group(args.launcher,
                               cfg.get('env_cfg', {}).get('dist_cfg')):
         cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
+        cpu_default_model_wrapper(cfg)
     runner = Runner.from_cfg(cfg)
     return runner.test()
 

@@ -21,7 +21,8 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmseg.registry import RUNNERS
-from mmseg_infopro.models.wrappers import init_cpu_process_group
+from mmseg_infopro.models.wrappers import (cpu_default_model_wrapper,
+                                           init_cpu_process_group)
 
 
 def parse_args(argv=None):
@@ -113,6 +114,7 @@ def main(argv=None):
     if init_cpu_process_group(args.launcher,
                               cfg.get('env_cfg', {}).get('dist_cfg')):
         cfg.merge_from_dict({'env_cfg.dist_cfg.backend': 'gloo'})
+        cpu_default_model_wrapper(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
     else:

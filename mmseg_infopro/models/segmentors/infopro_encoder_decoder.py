@@ -353,6 +353,8 @@ class InfoProEncoderDecoder(EncoderDecoder):
     def _backward_local(loss: Tensor, optim_wrapper: OptimWrapper) -> None:
         """Back-propagate a local loss as ``update_params`` would, without
         counting it as an iteration."""
+        if not loss.requires_grad:  # a frozen local module and head
+            return
         loss = optim_wrapper.scale_loss(loss)
         scaler = getattr(optim_wrapper, 'loss_scaler', None)
         if scaler is not None:

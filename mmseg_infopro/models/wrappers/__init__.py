@@ -1,3 +1,7 @@
-from .infopro_ddp import InfoProDistributedDataParallel, init_cpu_process_group
+from .infopro_ddp import (BufferSyncedModule, InfoProDistributedDataParallel,
+                          cpu_default_model_wrapper, init_cpu_process_group)
 
-__all__ = ['InfoProDistributedDataParallel', 'init_cpu_process_group']
+__all__ = [
+    'InfoProDistributedDataParallel', 'BufferSyncedModule',
+    'cpu_default_model_wrapper', 'init_cpu_process_group'
+]

@@ -24,7 +24,11 @@ from mmengine.optim import OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS
 from torch.nn.parallel import DistributedDataParallel
 
-__all__ = ['InfoProDistributedDataParallel', 'init_cpu_process_group']
+__all__ = [
+    'InfoProDistributedDataParallel', 'BufferSyncedModule',
+    'broadcast_module_buffers', 'broadcast_tensors',
+    'cpu_default_model_wrapper', 'init_cpu_process_group'
+]
 
 
 def _has_sync_bn(module: nn.Module) -> bool:
@@ -55,6 +59,95 @@ def _trainable_partition_errors(model: nn.Module,
     return errors
 
 
+def _source_rank(group) -> int:
+    """The global rank of ``group``'s rank 0 (None: the default group)."""
+    return 0 if group is None else torch_dist.get_global_rank(group, 0)
+
+
+@torch.no_grad()
+def broadcast_tensors(tensors, group=None) -> None:
+    """Give every rank of ``group`` rank 0's values of ``tensors`` (in
+    place), in one broadcast per device and dtype."""
+    by_kind: Dict[tuple, List[torch.Tensor]] = {}
+    for t in tensors:
+        by_kind.setdefault((t.device, t.dtype), []).append(t)
+    src = _source_rank(group)
+    for group_tensors in by_kind.values():
+        flat = torch.cat([t.detach().reshape(-1) for t in group_tensors])
+        torch_dist.broadcast(flat, src, group=group)
+        offset = 0
+        for t in group_tensors:
+            t.copy_(flat[offset:offset + t.numel()].view_as(t))
+            offset += t.numel()
+
+
+def broadcast_module_buffers(module: nn.Module, group=None) -> None:
+    """Give every rank of ``group`` rank 0's buffers of ``module`` (e.g. BN
+    running statistics)."""
+    broadcast_tensors(module.buffers(), group)
+
+
+class BufferSyncedModule(nn.Module):
+    """A local module without trainable parameters, kept in step across
+    ranks the way a DDP keeps its module's buffers.
+
+    DDP refuses a module with no parameter that requires grad, but such a
+    module (e.g. frozen backbone stages whose BN layers still run in train
+    mode) changes its buffers (BN running statistics) in every training
+    forward, with each rank's own batch. As DDP does for the other local
+    modules, this
+
+    * broadcasts the (frozen) parameters and the buffers from rank 0 at
+      construction (parameters unless ``init_sync`` is False; buffers
+      unless ``init_sync`` is False, or ``broadcast_buffers=False`` was
+      given without ``forward_sync_buffers``, as DDP);
+    * when ``forward_sync_buffers``, broadcasts them again at the start of
+      a forward, if the previous forward ran with grad enabled outside
+      :meth:`no_sync` (DDP's ``require_forward_param_sync``);
+    * exposes ``forward_sync_buffers`` / ``broadcast_buffers`` and
+      ``process_group``, so that the wrapper's after-training sync treats
+      it like a DDP.
+
+    There is no gradient to all-reduce.
+    """
+
+    def __init__(self, module: nn.Module, process_group=None,
+                 forward_sync_buffers: bool = True,
+                 init_sync: bool = True,
+                 init_sync_buffers: bool = True):
+        super().__init__()
+        self.module = module
+        self.process_group = process_group
+        self.forward_sync_buffers = forward_sync_buffers
+        self.require_backward_grad_sync = True
+        self.require_forward_param_sync = True
+        if init_sync:
+            broadcast_tensors(module.parameters(), process_group)
+            if init_sync_buffers:
+                broadcast_module_buffers(module, process_group)
+
+    @property
+    def broadcast_buffers(self) -> bool:
+        return self.forward_sync_buffers
+
+    @contextmanager
+    def no_sync(self):
+        old = self.require_backward_grad_sync
+        self.require_backward_grad_sync = False
+        try:
+            yield
+        finally:
+            self.require_backward_grad_sync = old
+
+    def forward(self, *args, **kwargs):
+        if self.forward_sync_buffers and self.require_forward_param_sync:
+            broadcast_module_buffers(self.module, self.process_group)
+        output = self.module(*args, **kwargs)
+        self.require_forward_param_sync = torch.is_grad_enabled() and \
+            self.require_backward_grad_sync
+        return output
+
+
 @MODEL_WRAPPERS.register_module()
 class InfoProDistributedDataParallel(nn.Module):
     """Distributed wrapper for :class:`InfoProEncoderDecoder`.
@@ -74,7 +167,9 @@ class InfoProDistributedDataParallel(nn.Module):
       neither broadcast at start nor all-reduced, and ranks would drift;
     * wraps each local module with trainable parameters in its own
       ``torch.nn.parallel.DistributedDataParallel`` (which broadcasts its
-      parameters and buffers from rank 0).
+      parameters and buffers from rank 0), and each local module without
+      one (frozen) in a :class:`BufferSyncedModule`, which keeps its
+      buffers (BN running statistics) in step across ranks as DDP does.
 
     :meth:`train_step` delegates to the segmentor's ``train_step`` with
     ``local_modules=<the DDPs>`` (so every module's forward goes through
@@ -160,11 +255,22 @@ class InfoProDistributedDataParallel(nn.Module):
                           **kwargs)
         if broadcast_buffers is not None:
             ddp_kwargs['broadcast_buffers'] = broadcast_buffers
+        # DDP's buffer semantics, for the modules DDP cannot wrap
+        forward_sync = kwargs.get('forward_sync_buffers')
+        if forward_sync is None:
+            forward_sync = broadcast_buffers is not False
+            init_sync_buffers = forward_sync
+        else:
+            init_sync_buffers = True
         # A plain list: the DDPs share the segmentor's parameters and must
         # not appear in the wrapper's state dict or module tree twice.
         self.local_ddps: List[nn.Module] = [
             DistributedDataParallel(m, **ddp_kwargs) if any(
-                p.requires_grad for p in m.parameters()) else m
+                p.requires_grad for p in m.parameters()) else
+            BufferSyncedModule(m, kwargs.get('process_group'),
+                               forward_sync_buffers=bool(forward_sync),
+                               init_sync=kwargs.get('init_sync', True),
+                               init_sync_buffers=bool(init_sync_buffers))
             for m in local
         ]
         # set by train_step, cleared by the buffer sync before inference
@@ -177,8 +283,7 @@ class InfoProDistributedDataParallel(nn.Module):
         ``OptimWrapper.optim_context`` during gradient accumulation)."""
         with ExitStack() as stack:
             for ddp in self.local_ddps:
-                if isinstance(ddp, DistributedDataParallel):
-                    stack.enter_context(ddp.no_sync())
+                stack.enter_context(ddp.no_sync())
             yield
 
     def train(self, mode: bool = True):
@@ -235,19 +340,18 @@ class InfoProDistributedDataParallel(nn.Module):
         training each rank's statistics differ slightly. Inference does not
         go through DDP; without this, a distributed validation would use a
         different model on each rank than the checkpoint (saved from rank
-        0). Only for DDPs that broadcast buffers; all ranks call
+        0). Only for modules that broadcast buffers during training (DDPs
+        and the :class:`BufferSyncedModule` of local modules without
+        trainable parameters, with ``broadcast_buffers`` /
+        ``forward_sync_buffers`` on); all ranks call
         ``val_step``/``test_step`` together, so this collective is safe.
         """
         if not self._buffers_stale:
             return
         self._buffers_stale = False
         for ddp in self.local_ddps:
-            if not isinstance(ddp, DistributedDataParallel) or \
-                    not getattr(ddp, 'broadcast_buffers', True):
-                continue
-            src = torch_dist.get_global_rank(ddp.process_group, 0)
-            for buf in ddp.module.buffers():
-                torch_dist.broadcast(buf, src, group=ddp.process_group)
+            if getattr(ddp, 'broadcast_buffers', True):
+                broadcast_module_buffers(ddp.module, ddp.process_group)
 
 
 def init_cpu_process_group(launcher: str,
@@ -290,4 +394,31 @@ def init_cpu_process_group(launcher: str,
         kwargs['timeout'] = datetime.timedelta(seconds=dist_cfg['timeout'])
     torch_dist.init_process_group(backend='gloo', init_method='env://',
                                   **kwargs)
+    return True
+
+
+def cpu_default_model_wrapper(cfg) -> bool:
+    """Make mmengine's default model wrapper work in a CPU-only distributed
+    run; call it when :func:`init_cpu_process_group` returned True.
+
+    Without ``model_wrapper_cfg``, mmengine wraps the model in
+    ``MMDistributedDataParallel(device_ids=[LOCAL_RANK],
+    broadcast_buffers=False)``, which torch rejects for a CPU module
+    (``device_ids ... only work with ... GPU modules``). This sets that same
+    wrapper without ``device_ids`` in ``cfg``, so that the CPU run behaves
+    as a GPU run: a plain mmseg model trains, and an
+    ``InfoProEncoderDecoder`` with K > 1 stops with its error naming the
+    ``model_wrapper_cfg`` line to add. A config that sets
+    ``model_wrapper_cfg`` is left alone.
+
+    Returns:
+        True if it set ``cfg.model_wrapper_cfg``.
+    """
+    if cfg.get('model_wrapper_cfg') is not None:
+        return False
+    cfg.model_wrapper_cfg = dict(
+        type='MMDistributedDataParallel',
+        device_ids=None,
+        broadcast_buffers=False,
+        find_unused_parameters=cfg.get('find_unused_parameters', False))
     return True
