@@ -35,7 +35,7 @@ from mmengine.config import Config, ConfigDict
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.structures import PixelData
-from torch.distributed._tools.mem_tracker import MemTracker
+from torch.distributed._tools.mem_tracker import _TOTAL_KEY, MemTracker
 from torch.overrides import TorchFunctionMode
 
 MiB = 2**20
@@ -356,17 +356,27 @@ class PeakTracker(MemTracker):
 
     MemTracker keeps its running peak in ``_peak_mem`` /
     ``_peak_mem_snap`` (torch 2.4 .. 2.13) and has no public reset; this
-    class is the only place that touches them.
+    class is the only place that touches them. It also updates only the
+    global peak after each operator: MemTracker's own update walks the
+    per-module statistics of every module it has seen (thousands in a
+    transformer, on every operator), which nothing here reads.
     """
 
     def __init__(self):
         super().__init__()
-        if not (hasattr(self, '_peak_mem') and hasattr(self,
-                                                       '_peak_mem_snap')):
+        if not all(hasattr(self, name) for name in (
+                '_peak_mem', '_peak_mem_snap', '_curr_mem_snap')):
             raise RuntimeError(
                 'this torch version\'s MemTracker keeps no _peak_mem / '
-                '_peak_mem_snap: PeakTracker needs updating')
+                '_peak_mem_snap / _curr_mem_snap: PeakTracker needs updating')
         self._best: Dict[torch.device, dict] = {}
+
+    def _update_peak_stats(self, peak_state) -> None:
+        for dev, snap in self._curr_mem_snap.items():
+            total = snap[_TOTAL_KEY]
+            if self._peak_mem.get(dev, 0) < total:
+                self._peak_mem[dev] = total
+                self._peak_mem_snap[dev] = dict(snap)
 
     def _fold(self):
         for dev, snap in self.get_tracker_snapshot('peak').items():
