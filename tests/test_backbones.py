@@ -335,3 +335,40 @@ def test_stock_backbone_gets_a_hint():
     cfg.backbone.pop('split_points')
     with pytest.raises(TypeError, match='InfoProMixVisionTransformer'):
         MODELS.build(cfg)
+
+
+@pytest.mark.parametrize('family', ['MiT', 'Swin'])
+def test_memory_hook_and_distributed_wrapper_take_any_backbone(family):
+    """InfoProMemoryHook logs every module of a transformer; the
+    distributed wrapper (one DDP per local module, here in a world of one
+    gloo process) partitions its parameters, Swin's bare absolute position
+    embedding included, and trains it."""
+    import os
+
+    import torch.distributed as dist
+
+    from mmseg_infopro.hooks import InfoProMemoryHook
+    from mmseg_infopro.models.wrappers import (
+        InfoProDistributedDataParallel, init_cpu_process_group)
+    from test_distributed import free_port
+    model = build(model_cfg(family, 'default'))
+    values = InfoProMemoryHook.measure_step(model, sgd(model), make_batch())
+    assert {'mem.s1', 'mem.s2', 'mem.e2e_est', 'mem.saving'} <= set(values)
+    assert 0 < values['mem.saving'] < 1
+
+    os.environ.update(MASTER_ADDR='127.0.0.1', MASTER_PORT=str(free_port()),
+                      RANK='0', WORLD_SIZE='1', LOCAL_RANK='0')
+    try:
+        assert init_cpu_process_group('pytorch')
+        wrapper = InfoProDistributedDataParallel(model)
+        before = [p.detach().clone() for p in model.parameters()]
+        logs = wrapper.train_step(make_batch(), sgd(model))
+        assert 's1.loss_task' in logs and 'decode.loss_ce' in logs
+        moved = [not torch.equal(b, p)
+                 for b, p in zip(before, model.parameters())]
+        assert all(moved)
+    finally:
+        if dist.is_initialized():
+            dist.destroy_process_group()
+        for key in ('MASTER_ADDR', 'MASTER_PORT', 'RANK', 'WORLD_SIZE'):
+            os.environ.pop(key, None)
