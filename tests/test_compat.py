@@ -1,6 +1,7 @@
 """mmseg_infopro.compat (issue 2 item 2): each fix is applied exactly when
 the environment needs it."""
 import importlib.util
+import json
 import os
 import os.path as osp
 import subprocess
@@ -15,30 +16,63 @@ from mmseg_infopro import compat
 from conftest import REPO
 
 
-def _has_pkg_resources():
-    try:
-        import pkg_resources  # noqa: F401
-        return True
-    except ImportError:
-        return False
+def _fresh_environment():
+    """Facts about the environment from a fresh interpreter that never
+    imported this package (so no fix can have touched them)."""
+    code = textwrap.dedent("""
+        import importlib.util, json, sys
+        import numpy
+        assert 'mmseg_infopro' not in sys.modules
+        try:
+            import pkg_resources  # noqa: F401
+            pkg = True
+        except ImportError:
+            pkg = False
+        print(json.dumps(dict(
+            numpy=numpy.__version__,
+            numpy_has_in1d=hasattr(numpy, 'in1d'),
+            cityscapesscripts=importlib.util.find_spec(
+                'cityscapesscripts') is not None,
+            pkg_resources=pkg)))
+    """)
+    out = subprocess.run([sys.executable, '-c', code], capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    return json.loads(out.stdout.strip().splitlines()[-1])
 
 
 def test_applied_fixes_match_this_environment():
+    fresh = _fresh_environment()
     expected = []
     mmcv_dir = osp.dirname(importlib.util.find_spec('mmcv').origin)
     if not any(f.startswith('_ext.') for f in os.listdir(mmcv_dir)):
         expected.append('mmcv_lite_ops')  # no compiled extension on disk
-    if not _has_pkg_resources():
+    if not fresh['pkg_resources']:
         expected.append('pkg_resources')
     major, minor = (int(v) for v in torch.__version__.split('.')[:2])
     if (major, minor) >= (2, 6):
         expected.append('torch_load_weights_only')
-    import numpy as np
-    if np.in1d.__module__ == compat.__name__:
+    # numpy 2.4 removed np.in1d; cityscapesscripts (CityscapesMetric)
+    # still calls it
+    numpy_version = tuple(int(v) for v in fresh['numpy'].split('.')[:2])
+    assert fresh['numpy_has_in1d'] == (numpy_version < (2, 4)), fresh
+    if not fresh['numpy_has_in1d'] and fresh['cityscapesscripts']:
         expected.append('numpy_in1d')
-        assert importlib.util.find_spec('cityscapesscripts') is not None
+    import numpy as np
+    if 'numpy_in1d' in expected:
+        # restored with numpy's documented semantics: flattened input
         assert np.in1d([[1, 5], [2, 7]], [5, 7]).tolist() == [
             False, True, False, True]
+        assert np.in1d([[1, 5], [2, 7]], [5, 7], invert=True).tolist() == [
+            True, False, True, False]
+        # the call cityscapesscripts makes, on a 2-D label map
+        gt = np.array([[0, 255], [7, 255]])
+        assert np.in1d(gt, [255], invert=True).reshape(gt.shape).tolist() \
+            == [[True, False], [True, False]]
+    else:  # untouched
+        assert hasattr(np, 'in1d') == fresh['numpy_has_in1d']
+        if hasattr(np, 'in1d'):
+            assert np.in1d.__module__ != compat.__name__
     assert compat.APPLIED == expected
     compat.apply()  # idempotent
     assert compat.APPLIED == expected

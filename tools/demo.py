@@ -109,7 +109,12 @@ def main(argv=None):
     print('\n[demo] ' + '=' * 62)
     print(f'[demo] {name}: {runner.iter} iterations in {train_time:.0f} s')
     span, rows, memory = loss_summary(work_dir)
-    print(f'[demo] {"loss (mean of 3 logs)":<22}{span[0]:>12}{span[1]:>14}')
+    if span:
+        print(f'[demo] {"loss (mean of 3 logs)":<22}{span[0]:>12}'
+              f'{span[1]:>14}')
+    else:
+        print('[demo] no training loss was logged (fewer iterations than '
+              'the logger interval)')
     for key, first, last in rows:
         trend = 'falling' if last < first else 'NOT falling'
         print(f'[demo] {key:<22}{first:>12.4f}{last:>14.4f}   {trend}')

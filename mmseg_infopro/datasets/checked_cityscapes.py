@@ -26,6 +26,18 @@ ON_BAD_SAMPLE = ('raise', 'skip')
 MAX_LISTED = 10
 
 
+
+def add_note(error: BaseException, note: str) -> None:
+    """``error.add_note(note)``; before Python 3.11 (no notes) the note is
+    appended to the message (the first argument) instead, so that it is
+    printed either way."""
+    if hasattr(error, 'add_note'):
+        error.add_note(note)
+    elif error.args and isinstance(error.args[0], str):
+        error.args = (f'{error.args[0]}\n{note}', ) + error.args[1:]
+    else:
+        error.args = error.args + (note, )
+
 class CityscapesLayoutError(FileNotFoundError):
     """The data root does not hold the Cityscapes layout the config
     expects (missing directory, no images, images without labels)."""
@@ -230,10 +242,10 @@ class CheckedCityscapesDataset(CityscapesDataset):
                           '(on_bad_sample="skip")', logger='current',
                           level=logging.WARNING)
                 return None
-            if self.on_bad_sample == 'skip' and hasattr(error, 'add_note'):
-                error.add_note('on_bad_sample="skip" does not apply in '
-                               'test_mode: a skipped sample would change the '
-                               'evaluation. Fix or remove the file.')
+            if self.on_bad_sample == 'skip':
+                add_note(error, 'on_bad_sample="skip" does not apply in '
+                         'test_mode: a skipped sample would change the '
+                         'evaluation. Fix or remove the file.')
             raise
 
     @staticmethod
@@ -288,9 +300,8 @@ class CheckedCityscapesDataset(CityscapesDataset):
         elif name.startswith('Load'):
             what, paths = 'sample', [p for p in info.values() if p]
         else:
-            if hasattr(error, 'add_note'):
-                error.add_note(f'(while {name} processed the sample '
-                               f'{self._files(info)})')
+            add_note(error, f'(while {name} processed the sample '
+                     f'{self._files(info)})')
             return
         raise BadSampleError(
             f'cannot load {what} {" / ".join(map(str, paths))}: the file is '

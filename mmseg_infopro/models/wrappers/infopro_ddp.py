@@ -287,9 +287,15 @@ class InfoProDistributedDataParallel(nn.Module):
             yield
 
     def train(self, mode: bool = True):
+        """Train mode for the wrapper and the per-module wrappers, then the
+        segmentor's own ``train``, last: it re-applies what its modules
+        override (mmseg's ResNet keeps ``norm_eval`` BN layers and
+        ``frozen_stages`` in eval mode), which the per-module wrappers'
+        plain recursive ``train`` would undo."""
         super().train(mode)
         for ddp in self.local_ddps:
             ddp.train(mode)
+        self.module.train(mode)
         return self
 
     def forward(self, *args, **kwargs):
