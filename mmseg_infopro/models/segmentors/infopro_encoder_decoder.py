@@ -94,15 +94,16 @@ class InfoProEncoderDecoder(EncoderDecoder):
                 'InfoProEncoderDecoder needs a backbone that knows its cuts '
                 f'(a CuttableBackbone), got {name}: {hint}')
         num_cuts = self.backbone.num_modules - 1
+        if num_cuts == 0 and local_heads:
+            given = 1 if isinstance(local_heads, dict) else len(local_heads)
+            print_log(
+                f'InfoProEncoderDecoder: K=1 (no split_points), so the '
+                f'{given} local head config(s) are not used',
+                logger='current', level=logging.WARNING)
+            local_heads = []
         if isinstance(local_heads, dict):
             local_heads = [local_heads] * num_cuts
         local_heads = list(local_heads or [])
-        if num_cuts == 0 and local_heads:
-            print_log(
-                f'InfoProEncoderDecoder: K=1 (no split_points), so the '
-                f'{len(local_heads)} local head config(s) are not used',
-                logger='current', level=logging.WARNING)
-            local_heads = []
         if len(local_heads) != num_cuts:
             raise ValueError(
                 f'local_heads has {len(local_heads)} entries but '
