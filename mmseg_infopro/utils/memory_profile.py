@@ -546,7 +546,12 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
                 unit_outs = {}
 
                 def run(x_in, unit=unit, unit_outs=unit_outs):
-                    return backbone.forward_unit(unit, x_in, unit_outs)
+                    out = backbone.forward_unit(unit, x_in, unit_outs)
+                    # a raw stage output that is the unit's output itself
+                    # (ResNet, MiT) is no tensor of its own
+                    unit_outs['same'] = [
+                        i for i, raw in unit_outs.items() if raw is out]
+                    return out
 
                 r = _measure_unit(run, x, parts, not first)
                 r0 = r if first else _measure_unit(run, x, parts, False)
@@ -554,12 +559,12 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
             backbone.checkpoint_blocks, \
                 backbone.selective_checkpoint_blocks = saved
             r, r0, unit_outs = figures[None]
+            same = unit_outs.pop('same')
             raw_stage, raw_out = None, 0
             for stage, raw in unit_outs.items():
                 raw_stage = stage
                 outs[stage] = raw.detach()
-                if raw.untyped_storage().nbytes() and not \
-                        _same_storage(raw, r['out']):
+                if stage not in same:
                     raw_out = _storage_bytes([raw])
             units.append(UnitCost(
                 name=unit,
@@ -645,13 +650,6 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         final_flops_detached=[d[1] for d in detached],
         optimizer=type(config_optim_wrapper(model, cfg).optimizer).__name__,
         head_by_input=by_input)
-
-
-def _same_storage(a, b) -> bool:
-    try:
-        return a.untyped_storage()._cdata == b.untyped_storage()._cdata
-    except Exception:  # noqa: BLE001  (fake storages without _cdata)
-        return a is b
 
 
 def _cut_keys(units) -> List[str]:

@@ -20,10 +20,13 @@ class FeatureReconstructionDecoder(nn.Module):
     extra memory: module ``k`` reconstructs module ``k-1``'s output, and
     the first module the normalised image.
 
-    1x1 conv C_out -> ``channels`` + norm + act, bilinear resize to the
-    target's size, 3x3 conv ``channels`` -> ``channels`` + norm + act, 1x1
-    conv -> C_in. Loss: mean squared error over the target's elements,
-    padding excluded (the padding mask resized to the target, nearest).
+    1x1 conv C_out -> ``channels`` + norm + act, 3x3 conv ``channels`` ->
+    ``channels`` + norm + act, 1x1 conv -> C_in, all at the output's
+    resolution (cheap), then a bilinear resize to the target's size (a
+    module's input has at most its output's resolution times the module's
+    stride; for the first module, the image). Loss: mean squared error over
+    the target's elements, padding excluded (the padding mask resized to the
+    target, nearest).
 
     Args:
         in_channels: channels of the module's output.
@@ -54,11 +57,11 @@ class FeatureReconstructionDecoder(nn.Module):
     def forward(self, x: Tensor, size: Sequence[int]) -> Tensor:
         """(N, C_out, h, w) -> (N, C_in, H_in, W_in) with ``size`` (H_in,
         W_in)."""
-        x = self.reduce(x)
+        x = self.out(self.conv(self.reduce(x)))
         if tuple(x.shape[-2:]) != tuple(size):
             x = F.interpolate(x, size=tuple(size), mode='bilinear',
                               align_corners=self.align_corners)
-        return self.out(self.conv(x))
+        return x
 
     def loss(self, x: Tensor, target: Tensor, mask: Tensor) -> dict:
         """MSE against the module's input.
