@@ -67,18 +67,23 @@ UNITS = dict(b=1, kb=1e3, mb=1e6, gb=1e9, tb=1e12, kib=2**10, mib=2**20,
              gib=2**30, tib=2**40)
 
 
-def parse_bytes(text: str) -> float:
-    """``'7GiB'``, ``'7.5 GB'``, ``'7000MiB'``, ``'7e9'`` -> bytes."""
+def parse_bytes(text: str):
+    """``'7GiB'``, ``'7.5 GB'``, ``'7000MiB'``, ``'7e9'`` -> bytes (float);
+    ``'0.45x'`` -> ``('x', 0.45)``, a fraction of the predicted E2E peak."""
     match = re.fullmatch(r'\s*([0-9]*\.?[0-9]+(?:e[0-9]+)?)\s*([a-z]*)\s*',
                          str(text).lower())
-    if not match or match.group(2) not in UNITS and match.group(2):
+    unit = match.group(2) if match else None
+    if not match or unit not in UNITS and unit not in ('', 'x'):
         raise argparse.ArgumentTypeError(
             f'bad memory size {text!r}: expected a number with an optional '
-            'unit, e.g. 7GiB, 7.5GB, 7000MiB or 7e9 (bytes)')
-    value = float(match.group(1)) * UNITS.get(match.group(2) or 'b')
+            'unit, e.g. 7GiB, 7.5GB, 7000MiB, 7e9 (bytes) or 0.45x (of the '
+            'E2E peak)')
+    value = float(match.group(1))
     if value <= 0:
         raise argparse.ArgumentTypeError(f'memory size {text!r} must be > 0')
-    return value
+    if unit == 'x':
+        return ('x', value)
+    return value * UNITS.get(unit or 'b')
 
 
 def parse_args(argv=None):
@@ -90,7 +95,8 @@ def parse_args(argv=None):
                       help='K balanced local modules, no checkpointing')
     mode.add_argument('--memory-budget', type=parse_bytes, metavar='SIZE',
                       help='the plan of least extra compute whose peak '
-                      'fits SIZE (e.g. 7GiB, 7.5GB)')
+                      'fits SIZE (e.g. 7GiB, 7.5GB, or 0.45x: a fraction '
+                      'of the predicted E2E peak)')
     mode.add_argument('--pareto', action='store_true',
                       help='the front of peak memory against FLOPs')
     p.add_argument('--max-modules', type=int, default=8,
@@ -300,6 +306,10 @@ def main(argv=None):
         return result
 
     budget = args.memory_budget
+    if isinstance(budget, tuple):  # ('x', fraction of E2E)
+        budget = budget[1] * e2e_pred['peak']
+        log(f'budget {args.memory_budget[1]}x the predicted E2E peak: '
+            f'{budget / MiB:.1f} MiB')
     attempts = []
     target = budget
     for attempt in range(4 if budget and not args.no_verify else 1):

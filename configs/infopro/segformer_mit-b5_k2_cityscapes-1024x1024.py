@@ -10,7 +10,7 @@ custom_imports = dict(imports=['mmseg_infopro'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     type='InfoProEncoderDecoder',
-    backbone=dict(type='InfoProMixVisionTransformer', split_points=[(3, 6)]),
+    backbone=dict(type='InfoProMixVisionTransformer', split_points=[(3, 13)]),
     local_heads=dict(
         loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=norm_cfg))
 model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')

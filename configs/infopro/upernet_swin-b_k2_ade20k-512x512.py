@@ -12,7 +12,7 @@ custom_imports = dict(imports=['mmseg_infopro'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     type='InfoProEncoderDecoder',
-    backbone=dict(type='InfoProSwinTransformer', split_points=[(3, 6)]),
+    backbone=dict(type='InfoProSwinTransformer', split_points=[(3, 12)]),
     local_heads=dict(
         recons_target='features',
         loss_recons_weight=1.0,
