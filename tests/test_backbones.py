@@ -372,3 +372,41 @@ def test_memory_hook_and_distributed_wrapper_take_any_backbone(family):
             dist.destroy_process_group()
         for key in ('MASTER_ADDR', 'MASTER_PORT', 'RANK', 'WORLD_SIZE'):
             os.environ.pop(key, None)
+
+
+def test_checkpointing_is_training_only(monkeypatch):
+    """checkpoint_blocks / selective_checkpoint_blocks act only in training
+    with gradients: inference (eval, or no_grad) runs the plain units, with
+    the same outputs; in training the gradients are those of the plain
+    model."""
+    from mmseg_infopro.models.backbones import base
+    cfg = model_cfg('Swin', 'default')
+    cfg.backbone.checkpoint_blocks = ['stem', (2, 0)]
+    cfg.backbone.selective_checkpoint_blocks = [(3, 0), (4, 0)]
+    model = build(cfg)
+    plain = build(model_cfg('Swin', 'default'))
+    calls = []
+    real_checkpoint = base.checkpoint
+    monkeypatch.setattr(base, 'checkpoint', lambda *a, **k: (
+        calls.append(1), real_checkpoint(*a, **k))[1])
+    x = torch.rand(2, 3, H, W)
+    meta = [dict(img_shape=(H, W), ori_shape=(H, W), pad_shape=(H, W))] * 2
+    model.eval()
+    plain.eval()
+    with torch.no_grad():
+        assert torch.equal(model.inference(x, meta), plain.inference(x, meta))
+    model.train()
+    plain.train()
+    with torch.no_grad():
+        model.backbone.forward_module(0, x, {})
+    assert calls == []
+    torch.manual_seed(0)
+    logs = model.train_step(make_batch(), sgd(model,
+                                              accumulative_counts=2))
+    assert len(calls) == 4  # each checkpointed unit, once
+    torch.manual_seed(0)
+    ref = plain.train_step(make_batch(), sgd(plain, accumulative_counts=2))
+    for key in logs:
+        assert torch.allclose(logs[key], ref[key], atol=1e-6), key
+    assert max_diff([p.grad for p in model.parameters()],
+                    [p.grad for p in plain.parameters()]) < 1e-5

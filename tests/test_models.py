@@ -353,3 +353,42 @@ def test_every_config_builds():
             assert cfg.optim_wrapper.optimizer.lr == 0.01
             assert cfg.train_dataloader.batch_size == 2
             assert tuple(cfg.crop_size) == (512, 1024)
+
+
+def test_transformer_and_budget_configs():
+    """Issue 9 item 6 and issue 10: the SegFormer and Swin configs are
+    deltas on mmseg's stock configs (AdamW, the stock heads and data) with
+    planned cuts; the budget plans hold their checkpointing lists, which
+    inference and export ignore."""
+    import os.path as osp
+    repo = osp.dirname(osp.dirname(DEMO_K2))
+
+    def load(name):
+        cfg = Config.fromfile(osp.join(repo, 'infopro', name))
+        cfg.model.pretrained = None
+        return cfg
+
+    seg = load('segformer_mit-b5_k2_cityscapes-1024x1024.py')
+    assert seg.model.backbone.type == 'InfoProMixVisionTransformer'
+    assert seg.model.backbone.num_layers == [3, 6, 40, 3]  # MiT-B5
+    assert seg.model.decode_head.type == 'SegformerHead'
+    assert seg.optim_wrapper.optimizer.type == 'AdamW'
+    assert tuple(seg.crop_size) == (1024, 1024)
+    assert seg.model.backbone.init_cfg.type == 'Pretrained'  # stock's
+    k4 = load('segformer_mit-b5_k4_cityscapes-1024x1024.py')
+    assert len(k4.model.backbone.split_points) == 3
+    assert k4.model.backbone.num_layers == [3, 6, 40, 3]
+    swin = load('upernet_swin-b_k2_ade20k-512x512.py')
+    assert swin.model.backbone.type == 'InfoProSwinTransformer'
+    assert swin.model.backbone.depths == [2, 2, 18, 2]  # Swin-B
+    assert swin.model.decode_head.type == 'UPerHead'
+    assert swin.model.local_heads.recons_target == 'features'
+    assert swin.train_dataloader.dataset.type == 'ADE20KDataset'
+    for name in ('deeplabv3_r101_budget-0.45x_cityscapes.py',
+                 'deeplabv3_r101_budget-0.30x_cityscapes.py'):
+        cfg = load(name)
+        model = MODELS.build(cfg.model)
+        backbone = model.backbone
+        assert backbone.checkpoint_blocks and \
+            backbone.selective_checkpoint_blocks, name
+        assert model.num_modules == len(cfg.model.local_heads) + 1
