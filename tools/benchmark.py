@@ -299,6 +299,8 @@ def plot_peaks(paths, out):
         first['device']
     ax.set_title(f'{osp.basename(first["config"])}\nbatch {first["batch"]}, '
                  f'{first["size"][0]}x{first["size"][1]}, {how}', fontsize=9)
+    from matplotlib.ticker import MaxNLocator
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel('K (local modules)')
     ax.set_ylabel('peak memory of one training step (GiB)')
     ax.set_ylim(bottom=0)

@@ -10,6 +10,8 @@
         [--plot front.png] [common options]
     common options: [--batch N] [--size H W] [--fake] [--device cpu|cuda]
         [--no-verify] [--write OUT_CONFIG] [--out plan.json]
+    # a --pareto JSON's front as markdown rows
+    python tools/plan_splits.py markdown FRONT.json
 
 Measures every unit of the config's backbone (mmseg_infopro.utils.
 memory_profile: activations, peaks and FLOPs, with and without
@@ -252,8 +254,33 @@ def plot_front(front: dict, out: str, title: str) -> None:
     print(f'wrote {out}')
 
 
+def markdown_front(path, out=sys.stdout) -> None:
+    """The points of a ``--pareto`` JSON's front as markdown rows, and the
+    command that wrote it."""
+    import json
+    with open(path) as f:
+        result = json.load(f)
+    e2e = result['e2e']
+    print('| peak x E2E | peak MiB | FLOPs x E2E | kind | K | cuts | '
+          'full / selective checkpointed units |', file=out)
+    print('|---:|---:|---:|---|---:|---|---|', file=out)
+    for p in result['front']:
+        plan = p['plan']
+        cuts = ';'.join(f'{a},{b}' for a, b in plan['cuts']) or '-'
+        print(f'| {p["peak"] / e2e["peak"]:.3f} | {p["peak"] / MiB:.1f} | '
+              f'{p["flops"] / e2e["flops"]:.3f} | {p["kind"]} | '
+              f'{plan["num_modules"]} | {cuts} | '
+              f'{len(plan["checkpoint_blocks"])} / '
+              f'{len(plan["selective_checkpoint_blocks"])} |', file=out)
+    print(f'\n`{result["command"]}`', file=out)
+
+
 def main(argv=None):
     argv = sys.argv[1:] if argv is None else list(argv)
+    if argv[:1] == ['markdown']:
+        if len(argv) != 2:
+            raise SystemExit('usage: plan_splits.py markdown FRONT.json')
+        return markdown_front(argv[1])
     args = parse_args(argv)
     started = time.time()
 

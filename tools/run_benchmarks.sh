@@ -53,6 +53,18 @@ for arg in "$@"; do
           --num-modules 4 --schedules e2e,infopro \
           --out $B/swin_b_b${b}_512x512_fake_auto_k4.json
       done
+      for k in 2 3; do  # more planned points for the plots
+        python tools/benchmark.py $SEG --batch 1 --size 1024 1024 --fake --flops \
+          --num-modules $k --schedules e2e,infopro \
+          --out $B/segformer_b5_b1_1024x1024_fake_auto_k$k.json
+        python tools/benchmark.py $SWIN --batch 2 --size 512 512 --fake --flops \
+          --num-modules $k --schedules e2e,infopro \
+          --out $B/swin_b_b2_512x512_fake_auto_k$k.json
+      done
+      python tools/benchmark.py plot docs/benchmarks_peak_vs_k_segformer_b5.png \
+        $B/segformer_b5_b1_1024x1024_fake.json $B/segformer_b5_b1_1024x1024_fake_auto_k*.json
+      python tools/benchmark.py plot docs/benchmarks_peak_vs_k_swin_b.png \
+        $B/swin_b_b2_512x512_fake.json $B/swin_b_b2_512x512_fake_auto_k*.json
       python tools/plan_splits.py $SEG --pareto --batch 1 --size 1024 1024 --fake \
         --out $B/segformer_b5_b1_1024x1024_fake_pareto.json \
         --plot docs/benchmarks_pareto_segformer_b5.png ;;

@@ -305,6 +305,19 @@ def _ratio(saved, flops):
     return float('inf') if flops <= 0 else saved / flops
 
 
+def _curves(profile: MemoryProfile, num_modules: int, modes,
+            cache: Optional[dict] = None) -> _ModuleCurves:
+    """The module curves for K modules; a module's cost depends on K only
+    through whether the local-loss targets exist (K > 1), so one set serves
+    every K > 1 (shared through ``cache`` across calls)."""
+    if cache is None:
+        return _ModuleCurves(profile, num_modules, modes)
+    key = (num_modules > 1, tuple(modes))
+    if key not in cache:
+        cache[key] = _ModuleCurves(profile, num_modules, modes)
+    return cache[key]
+
+
 def _plan_k(profile: MemoryProfile, num_modules: int, budget: float,
             curves: _ModuleCurves) -> Optional[Tuple[float, Plan]]:
     """The plan of least predicted FLOPs with ``num_modules`` modules whose
@@ -332,7 +345,7 @@ def _plan_k(profile: MemoryProfile, num_modules: int, budget: float,
 
 
 def lowest_peak(profile: MemoryProfile, max_modules: int = 8,
-                modes=MODES) -> dict:
+                modes=MODES, cache: Optional[dict] = None) -> dict:
     """The smallest predicted peak reachable with up to ``max_modules``
     modules and any checkpointing, and what dominates it: ``dict(peak,
     plan, module, phase, parts)`` with ``parts`` the byte counts that make
@@ -341,7 +354,7 @@ def lowest_peak(profile: MemoryProfile, max_modules: int = 8,
     best = None
     for k in range(1, min(max_modules, len(profile.allowed_positions()) + 1)
                    + 1):
-        curves = _ModuleCurves(profile, k, modes)
+        curves = _curves(profile, k, modes, cache)
         n = len(profile.units)
         for seq, state, grads in _head_sequences(profile, k):
             def cost(s, e, m, seq=seq, state=state, grads=grads):
@@ -372,25 +385,28 @@ def lowest_peak(profile: MemoryProfile, max_modules: int = 8,
 
 
 def plan_for_budget(profile: MemoryProfile, budget: float,
-                    max_modules: int = 8, modes=MODES) -> dict:
+                    max_modules: int = 8, modes=MODES,
+                    cache: Optional[dict] = None) -> dict:
     """The plan of least predicted FLOPs whose predicted peak is at most
     ``budget`` bytes, over K = 1 .. ``max_modules``.
 
     Returns ``dict(feasible=True, plan, prediction, candidates)`` with
     ``candidates`` the best plan for every K that can fit (sorted by
     FLOPs; the first is the plan), or ``dict(feasible=False, lowest=...)``
-    (:func:`lowest_peak`) when nothing fits."""
+    (:func:`lowest_peak`) when nothing fits. ``cache`` (a dict) keeps the
+    module curves between calls on the same profile."""
+    cache = {} if cache is None else cache
     candidates = []
     top = min(max_modules, len(profile.allowed_positions()) + 1)
     for k in range(1, top + 1):
-        found = _plan_k(profile, k, budget, _ModuleCurves(profile, k, modes))
+        found = _plan_k(profile, k, budget, _curves(profile, k, modes, cache))
         if found is not None:
             plan = found[1]
             candidates.append(dict(plan=plan,
                                    prediction=profile.predict(plan)))
     if not candidates:
         return dict(feasible=False,
-                    lowest=lowest_peak(profile, max_modules, modes))
+                    lowest=lowest_peak(profile, max_modules, modes, cache))
     candidates.sort(key=lambda c: (c['prediction']['flops'],
                                    c['prediction']['peak']))
     best = candidates[0]
@@ -419,7 +435,8 @@ def pareto_front(profile: MemoryProfile, max_modules: int = 8,
 
     e2e = point('e2e', Plan())
     ckpt = []
-    curves = _ModuleCurves(profile, 1, modes)
+    cache: dict = {}
+    curves = _curves(profile, 1, modes, cache)
     for flops, peak, m in curves.curve(0, len(profile.units))[0][1:]:
         ckpt.append(dict(kind='checkpointing', plan=Plan([], m).to_json(),
                          peak=peak, flops=flops))
@@ -431,11 +448,11 @@ def pareto_front(profile: MemoryProfile, max_modules: int = 8,
     for k in range(2, top + 1):
         cuts, pred = plan_cuts(profile, k)
         infopro.append(point(f'infopro K={k}', Plan(cuts), pred))
-    low = lowest_peak(profile, max_modules, modes)['peak']
+    low = lowest_peak(profile, max_modules, modes, cache)['peak']
     combined = []
     for i in range(budgets):
         budget = low + (e2e['peak'] - low) * i / max(1, budgets - 1)
-        result = plan_for_budget(profile, budget, max_modules, modes)
+        result = plan_for_budget(profile, budget, max_modules, modes, cache)
         if result['feasible']:
             p = point('combined', result['plan'], result['prediction'])
             p['budget'] = budget
