@@ -1,4 +1,5 @@
 """Shared fixtures: generated Cityscapes-format data and the demo config."""
+import logging
 import os.path as osp
 import sys
 from contextlib import contextmanager
@@ -30,6 +31,28 @@ def single_thread():
         yield
     finally:
         torch.set_num_threads(threads)
+
+
+@contextmanager
+def captured_log(level=logging.WARNING):
+    """Messages logged to mmengine's current logger (a handler of its own:
+    the logger's stream handler may hold a stream of an earlier test's
+    capture)."""
+    from mmengine.logging import MMLogger
+    records = []
+
+    class Handler(logging.Handler):
+
+        def emit(self, record):
+            records.append(record.getMessage())
+
+    logger = MMLogger.get_current_instance()
+    handler = Handler(level=level)
+    logger.addHandler(handler)
+    try:
+        yield records
+    finally:
+        logger.removeHandler(handler)
 
 
 @pytest.fixture

@@ -19,7 +19,6 @@ import sys
 import pytest
 import torch
 from mmengine.config import Config, ConfigDict
-from mmengine.optim import OptimWrapper
 
 from mmseg.registry import MODELS
 from mmseg_infopro.models.backbones import (INFOPRO_TWINS, CuttableBackbone,
@@ -27,7 +26,7 @@ from mmseg_infopro.models.backbones import (INFOPRO_TWINS, CuttableBackbone,
 from mmseg_infopro.utils.memory import measure_step_memory
 
 from conftest import REPO
-from test_invariants import make_batch, max_diff
+from test_invariants import build, make_batch, max_diff, sgd
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import export_checkpoint  # noqa: E402  (tools/export_checkpoint.py)
@@ -114,18 +113,6 @@ def stock_cfg(cfg):
         cfg.backbone.pop(key, None)
     cfg.pop('local_heads', None)
     return cfg
-
-
-def build(cfg, seed=0):
-    torch.manual_seed(seed)
-    model = MODELS.build(cfg)
-    model.init_weights()
-    return model
-
-
-def sgd(model, **kw):
-    return OptimWrapper(torch.optim.SGD(model.parameters(), lr=0.1,
-                                        momentum=0.9), **kw)
 
 
 @pytest.fixture(autouse=True)

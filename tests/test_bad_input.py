@@ -1,8 +1,6 @@
 """CheckedCityscapesDataset: every kind of bad input is named, with
 mmseg's real Cityscapes pipeline, and with the mmengine Runner."""
-import contextlib
 import glob
-import logging
 import os
 import os.path as osp
 import shutil
@@ -10,12 +8,11 @@ import traceback
 
 import numpy as np
 import pytest
-from mmengine.logging import MMLogger
 from mmengine.registry import init_default_scope
 from mmengine.runner import Runner
 from PIL import Image
 
-from conftest import demo_cfg
+from conftest import captured_log, demo_cfg
 from mmseg.registry import DATASETS
 from mmseg_infopro.datasets import (BadSampleError, CheckedCityscapesDataset,
                                     CityscapesLayoutError)
@@ -62,23 +59,6 @@ def index_of(dataset, path):
     raise AssertionError(path)
 
 
-@contextlib.contextmanager
-def captured_log():
-    """Messages logged to mmengine's current logger."""
-    records = []
-
-    class Handler(logging.Handler):
-
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    logger = MMLogger.get_current_instance()
-    handler = Handler(level=logging.WARNING)
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 def truncate(path, keep=0.5):

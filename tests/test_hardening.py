@@ -4,12 +4,10 @@ no mutable default arguments in the memory hook; the planner names why it
 found no partition; split_points accept numpy integers."""
 import copy
 import inspect
-import logging
 
 import numpy as np
 import pytest
 import torch
-from mmengine.logging import MMLogger
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 from mmseg.registry import MODELS
@@ -19,6 +17,7 @@ from mmseg_infopro.models.segmentors.infopro_encoder_decoder import (
 from mmseg_infopro.utils.memory_profile import MemoryProfile
 from mmseg_infopro.utils.split_planning import plan_cuts
 
+from conftest import captured_log
 from test_invariants import build, make_batch, model_cfg, sgd
 
 
@@ -59,17 +58,10 @@ def test_k1_ignores_local_heads_in_every_form(heads):
     if isinstance(heads, str):
         heads = dict(dict=head, list1=[head], list2=[head, head])[heads]
     cfg.local_heads = heads
-    records = []
-    handler = logging.Handler(logging.WARNING)
-    handler.emit = records.append
-    logger = MMLogger.get_current_instance()
-    logger.addHandler(handler)
-    try:
+    with captured_log() as records:
         model = MODELS.build(cfg)
-    finally:
-        logger.removeHandler(handler)
     assert len(model.local_heads) == 0 and model.num_modules == 1
-    text = ' '.join(r.getMessage() for r in records)
+    text = ' '.join(records)
     assert ('local head config(s) are not used' in text) == bool(heads), \
         text
     reference = MODELS.build(model_cfg(split_points=()))

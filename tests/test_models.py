@@ -1,18 +1,15 @@
 """InfoProResNetV1c, the local heads and the segmentor's build-time checks
 (issue 2, items 3-5): real mmseg modules on small tensors."""
-import contextlib
 import copy
-import logging
 
 import pytest
 import torch
 import torch.nn.functional as F
 from mmengine.config import Config
-from mmengine.logging import MMLogger
 
 from mmseg.registry import MODELS
 
-from conftest import DEMO_K2
+from conftest import captured_log, DEMO_K2
 from test_invariants import build, make_batch, model_cfg, plain_twin, sgd
 
 
@@ -21,23 +18,6 @@ from test_invariants import build, make_batch, model_cfg, plain_twin, sgd
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
-@contextlib.contextmanager
-def captured_warnings():
-    """Warnings logged to mmengine's current logger."""
-    records = []
-
-    class Handler(logging.Handler):
-
-        def emit(self, record):
-            records.append(record.getMessage())
-
-    logger = MMLogger.get_current_instance()
-    handler = Handler(level=logging.WARNING)
-    logger.addHandler(handler)
-    try:
-        yield records
-    finally:
-        logger.removeHandler(handler)
 
 
 def backbone(split_points=(), depth=18, **kw):
@@ -139,7 +119,7 @@ def test_local_heads_count_must_match_cuts():
     # K=1: local heads given anyway are not used, with a warning
     cfg = model_cfg(split_points=())
     cfg.local_heads = [model_cfg().local_heads[0]]
-    with captured_warnings() as log:
+    with captured_log() as log:
         model = MODELS.build(cfg)
     assert model.num_modules == 1 and len(model.local_heads) == 0
     assert any('K=1' in m and 'not used' in m for m in log), log

@@ -54,7 +54,10 @@ class InfoProMemoryHook(Hook):
     with the last module's freed activations) and counts the earlier
     modules' parameter gradients, which end to end do not exist yet at
     the loss, as freed (they are in ``before_{K-1}``, subtracted). For
-    K=1 it equals ``mem.s1``.
+    K=1 it equals ``mem.s1``. With per-unit checkpointing
+    (``checkpoint_blocks``) it is the estimate of end to end *with that
+    checkpointing*: the activations it adds up are those the modules
+    kept.
 
     Devices:
 

@@ -157,6 +157,22 @@ def _head_sequences(profile: MemoryProfile, num_modules: int):
         yield seq, state, grads
 
 
+def _sequence_costs(profile: MemoryProfile, num_modules: int, value):
+    """For every sequence of cut shapes (:func:`_head_sequences`):
+    ``(state, grads, cost)``, where ``cost(s, e, m)`` is
+    ``value(s, e, m, state, grads)`` for a module whose cut passes the
+    sequence's shape, and inf otherwise."""
+    n = len(profile.units)
+    for seq, state, grads in _head_sequences(profile, num_modules):
+        def cost(s, e, m, seq=seq, state=state, grads=grads):
+            if m < num_modules - 1 and (
+                    e == n or profile.head_key(e) != seq[m]):
+                return float('inf')
+            return value(s, e, m, state, grads)
+
+        yield state, grads, cost
+
+
 def _check_modules(profile: MemoryProfile, num_modules: int) -> None:
     allowed = profile.allowed_positions()
     if not isinstance(num_modules, int) or \
@@ -191,13 +207,9 @@ def plan_cuts(profile: MemoryProfile, num_modules: int
         return memo[(s, e)]
 
     best = None
-    for seq, state, grads in _head_sequences(profile, num_modules):
-        def cost(s, e, m, seq=seq, state=state, grads=grads):
-            if m < num_modules - 1 and (
-                    e == n or profile.head_key(e) != seq[m]):
-                return float('inf')
-            return own(s, e) + state + grads[m]
-
+    for _, _, cost in _sequence_costs(
+            profile, num_modules,
+            lambda s, e, m, state, grads: own(s, e) + state + grads[m]):
         positions, value = minmax_partition(n, num_modules, cost, allowed)
         if value == float('inf'):
             continue
@@ -324,15 +336,12 @@ def _plan_k(profile: MemoryProfile, num_modules: int, budget: float,
     every module fits ``budget`` (bytes), or None."""
     n = len(profile.units)
     allowed = profile.allowed_positions()
-    best = None
-    for seq, state, grads in _head_sequences(profile, num_modules):
-        def cost(s, e, m, seq=seq, state=state, grads=grads):
-            if m < num_modules - 1 and (
-                    e == n or profile.head_key(e) != seq[m]):
-                return float('inf')
-            point = curves.lookup(s, e, budget - state - grads[m])
-            return float('inf') if point is None else point[0]
+    def flops(s, e, m, state, grads):
+        point = curves.lookup(s, e, budget - state - grads[m])
+        return float('inf') if point is None else point[0]
 
+    best = None
+    for state, grads, cost in _sequence_costs(profile, num_modules, flops):
         positions, value = minsum_partition(n, num_modules, cost, allowed)
         if value == float('inf') or (best and value >= best[0]):
             continue
@@ -356,12 +365,11 @@ def lowest_peak(profile: MemoryProfile, max_modules: int = 8,
                    + 1):
         curves = _curves(profile, k, modes, cache)
         n = len(profile.units)
-        for seq, state, grads in _head_sequences(profile, k):
-            def cost(s, e, m, seq=seq, state=state, grads=grads):
-                if m < k - 1 and (e == n or profile.head_key(e) != seq[m]):
-                    return float('inf')
-                return curves.lowest(s, e)[1] + state + grads[m]
 
+        def lowest(s, e, m, state, grads, curves=curves):
+            return curves.lowest(s, e)[1] + state + grads[m]
+
+        for _, _, cost in _sequence_costs(profile, k, lowest):
             positions, value = minmax_partition(
                 n, k, cost, profile.allowed_positions())
             if value == float('inf') or (best and value >= best[0]):
