@@ -199,6 +199,10 @@ def test_k2_isolation_both_ways_and_no_orphans(family):
 @pytest.mark.parametrize('family', list(FAMILIES))
 def test_export_loads_strict_into_the_stock_model(family, tmp_path):
     cfg = model_cfg(family, 'default')
+    # a budget plan's checkpointing: training only, gone in the export
+    stem = [] if family == 'MiT' else ['stem']  # MiT has no stem unit
+    cfg.backbone.checkpoint_blocks = stem + [(1, 0)]
+    cfg.backbone.selective_checkpoint_blocks = [(2, 0)]
     model = build(cfg)
     model.train_step(make_batch(), sgd(model))  # BN statistics move
     model.eval()
@@ -216,7 +220,9 @@ def test_export_loads_strict_into_the_stock_model(family, tmp_path):
     assert plain_cfg.model.type == 'EncoderDecoder'
     assert plain_cfg.model.backbone.type == \
         MODELS.get(cfg.backbone.type).plain_type
-    assert 'split_points' not in plain_cfg.model.backbone
+    for key in ('split_points', 'checkpoint_blocks',
+                'selective_checkpoint_blocks'):
+        assert key not in plain_cfg.model.backbone, key
     plain = MODELS.build(plain_cfg.model)
     state = torch.load(out['checkpoint'], weights_only=True)['state_dict']
     plain.load_state_dict(state, strict=True)

@@ -125,7 +125,7 @@ def test_parse_cuts():
     assert benchmark.parse_cuts('3,13') == [(3, 13)]
     assert benchmark.parse_cuts('2,1; 3,4;(3,14)') == [
         (2, 1), (3, 4), (3, 14)]
-    with pytest.raises(Exception, match='layer,block'):
+    with pytest.raises(Exception, match='stage,block'):
         benchmark.parse_cuts('3-13')
 
 

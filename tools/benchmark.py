@@ -81,7 +81,7 @@ def parse_cuts(text: str):
             layer, block = (int(v) for v in part.strip('()').split(','))
         except ValueError:
             raise argparse.ArgumentTypeError(
-                f'bad cut {part!r} in {text!r}: expected "layer,block" '
+                f'bad cut {part!r} in {text!r}: expected "stage,block" '
                 'pairs separated by ";", e.g. "3,13;4,0"') from None
         cuts.append((layer, block))
     if not cuts:
