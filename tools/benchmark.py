@@ -399,9 +399,7 @@ def main(argv=None):
                 f' K={len(sched_cuts) + 1}' if schedule == 'infopro'
                 else '') + (' + checkpointing' if sched_ckpt else ''),
             cuts=[list(c) for c in sched_cuts],
-            checkpoint=sched_ckpt and {
-                k: [u if u == 'stem' else list(u) for u in v]
-                for k, v in sched_ckpt.items()},
+            checkpoint=sched_ckpt,
             num_modules=len(sched_cuts) + 1,
             peak_bytes=mem['peak'], peak_mib=mem['peak'] / MiB,
             breakdown_mib={k: v / MiB for k, v in mem['breakdown'].items()},

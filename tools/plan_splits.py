@@ -166,14 +166,11 @@ def config_delta(base_config: str, out_path: str, cuts, head: dict,
     rel = osp.relpath(osp.abspath(base_config),
                       osp.dirname(osp.abspath(out_path)))
     checkpoint = checkpoint or {}
-
-    def units(key):
-        return [u if u == 'stem' else tuple(u)
-                for u in checkpoint.get(key, [])]
-
-    backbone = [f'split_points={_py([tuple(c) for c in cuts])}',
-                f'checkpoint_blocks={_py(units("full"))}',
-                f'selective_checkpoint_blocks={_py(units("selective"))}']
+    backbone = [
+        f'split_points={_py([tuple(c) for c in cuts])}',
+        f'checkpoint_blocks={_py(list(checkpoint.get("full", [])))}',
+        'selective_checkpoint_blocks='
+        f'{_py(list(checkpoint.get("selective", [])))}']
     lines = [f'# {line}' for line in header.splitlines()]
     lines.append(f'_base_ = {rel!r}')
     lines += ['model = dict(', '    backbone=dict(']

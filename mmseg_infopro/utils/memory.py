@@ -47,8 +47,7 @@ SCHEDULES = ('e2e', 'checkpoint', 'infopro')
 SCHEDULE_TITLES = dict(
     e2e='E2E (K=1)',
     checkpoint='E2E + checkpointing',
-    infopro='InfoPro',
-    plan='Plan')
+    infopro='InfoPro')
 
 
 def save_json(obj, path: str, log: Optional[Callable[[str], None]] = None
@@ -79,18 +78,15 @@ def check_cuttable(model_cfg, what: str = 'the benchmark') -> None:
     """Raise ValueError unless ``model_cfg`` is an InfoProEncoderDecoder
     with a backbone that meets the cut-able backbone contract."""
     from mmseg.registry import MODELS
-    from ..models.backbones import INFOPRO_TWINS, CuttableBackbone
+    from ..models.backbones import CuttableBackbone, cuttable_hint
     btype = model_cfg.get('backbone', {}).get('type')
     cls = MODELS.get(btype) if isinstance(btype, str) else btype
     ok = isinstance(cls, type) and issubclass(cls, CuttableBackbone)
     if model_cfg.get('type') != 'InfoProEncoderDecoder' or not ok:
-        name = getattr(cls, '__name__', btype)
-        twin = INFOPRO_TWINS.get(str(name).split('.')[-1])
-        hint = f" (use backbone type '{twin}')" if twin else ''
         raise ValueError(
-            f'{what} needs an InfoProEncoderDecoder with a cut-able backbone '
-            f'({", ".join(sorted(INFOPRO_TWINS.values()))}), got model.type='
-            f'{model_cfg.get("type")!r}, backbone.type={btype!r}{hint}')
+            f'{what} needs an InfoProEncoderDecoder with a cut-able backbone, '
+            f'got model.type={model_cfg.get("type")!r}, backbone.type='
+            f'{btype!r}: {cuttable_hint(getattr(cls, "__name__", btype))}')
 
 
 def schedule_model_cfg(cfg: Config, schedule: str,
@@ -131,11 +127,10 @@ def schedule_model_cfg(cfg: Config, schedule: str,
         model.data_preprocessor.size = tuple(size)
     cuts = [tuple(c) for c in cuts]
     checkpoint = checkpoint or {}
-    model.backbone.checkpoint_blocks = [
-        u if u == 'stem' else tuple(u) for u in checkpoint.get('full', [])]
-    model.backbone.selective_checkpoint_blocks = [
-        u if u == 'stem' else tuple(u)
-        for u in checkpoint.get('selective', [])]
+    # lists as given: the backbone checks and normalises them when built
+    model.backbone.checkpoint_blocks = list(checkpoint.get('full', []))
+    model.backbone.selective_checkpoint_blocks = list(
+        checkpoint.get('selective', []))
     model.backbone.with_cp = schedule == 'checkpoint'
     if schedule == 'infopro' and not cuts:
         raise ValueError('the infopro schedule needs at least one cut')
@@ -158,13 +153,10 @@ def config_checkpoint(cfg: Config) -> dict:
     selective=[units])`` from ``checkpoint_blocks`` /
     ``selective_checkpoint_blocks`` of its backbone."""
     backbone = cfg.model.backbone
-
-    def units(key):
-        return [u if u == 'stem' else tuple(u)
-                for u in backbone.get(key, None) or []]
-
-    return dict(full=units('checkpoint_blocks'),
-                selective=units('selective_checkpoint_blocks'))
+    return dict(
+        full=list(backbone.get('checkpoint_blocks', None) or []),
+        selective=list(backbone.get('selective_checkpoint_blocks', None)
+                       or []))
 
 
 def optimizer_kwargs(cfg: Config) -> dict:
@@ -204,10 +196,6 @@ def config_optim_wrapper(model: nn.Module, cfg: Config) -> OptimWrapper:
             optim_cls).parameters:
         wrapper_cfg.optimizer.setdefault('foreach', True)
     return build_optim_wrapper(model, wrapper_cfg)
-
-
-def optimizer_name(optim_wrapper: OptimWrapper) -> str:
-    return type(optim_wrapper.optimizer).__name__
 
 
 # --------------------------------------------------------------- building

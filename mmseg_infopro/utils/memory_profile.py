@@ -442,10 +442,11 @@ def _loss_peak(run_loss, inputs, modules, requires_grad=None
     return peak, flops
 
 
-def _optimizer_state_bytes(model, cfg) -> Dict[int, int]:
+def _optimizer_state_bytes(model, cfg) -> dict:
     """``{id(parameter): bytes of its optimizer states}`` after one step of
-    the config's optimizer over ``model``, and the step's temporaries
-    (key -1), measured on a second step."""
+    the config's optimizer over ``model``, the step's temporaries (key -1),
+    measured on a second step, and the optimizer's class name (key
+    ``'name'``)."""
     optim = config_optim_wrapper(model, cfg)
     params = [p for p in model.parameters() if p.requires_grad]
     for p in params:
@@ -457,7 +458,7 @@ def _optimizer_state_bytes(model, cfg) -> Dict[int, int]:
         level = tracker.current_total()
         optim.step()
         step_temp = tracker.overall_peak() - level
-    out = {-1: step_temp}
+    out = {-1: step_temp, 'name': type(optim.optimizer).__name__}
     for p in params:
         state = optim.optimizer.state.get(p, {})
         out[id(p)] = _storage_bytes(
@@ -615,7 +616,8 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
             local[f'{in_key}->{out_key}' if by_input else out_key] = \
                 HeadCost(peak, flops, _trainable_bytes([head]),
                          _storage_bytes(head.buffers()),
-                         sum(v for k, v in head_opt.items() if k != -1))
+                         sum(v for k, v in head_opt.items() if isinstance(k, int)
+                    and k != -1))
 
         if log:
             log("final heads")
@@ -648,7 +650,7 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         step_temp=opt_bytes[-1], used_stages=used,
         final_peaks_detached=[d[0] for d in detached],
         final_flops_detached=[d[1] for d in detached],
-        optimizer=type(config_optim_wrapper(model, cfg).optimizer).__name__,
+        optimizer=opt_bytes['name'],
         head_by_input=by_input)
 
 

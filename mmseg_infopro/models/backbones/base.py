@@ -64,6 +64,15 @@ SplitPoint = Tuple[int, int]
 INFOPRO_TWINS: Dict[str, str] = {}
 
 
+def cuttable_hint(type_name: str) -> str:
+    """What to use instead of a backbone type that is not cut-able: its
+    InfoPro twin, or the list of cut-able backbones."""
+    twin = INFOPRO_TWINS.get(str(type_name).split('.')[-1])
+    if twin:
+        return f"use backbone=dict(type='{twin}', split_points=[...])"
+    return 'cut-able backbones: ' + ', '.join(sorted(INFOPRO_TWINS.values()))
+
+
 def _as_list(value):
     """Lists, tuples and numpy arrays/scalars as plain Python lists/ints."""
     if hasattr(value, 'tolist'):

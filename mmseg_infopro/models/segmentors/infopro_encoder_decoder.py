@@ -13,7 +13,7 @@ from torch import Tensor
 from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList, add_prefix
-from ..backbones import INFOPRO_TWINS, CuttableBackbone
+from ..backbones import CuttableBackbone, cuttable_hint
 from ..heads.recons_decoder import reconstruction_target
 from .local_module import LocalModule
 
@@ -86,13 +86,9 @@ class InfoProEncoderDecoder(EncoderDecoder):
                          **kwargs)
         if not isinstance(self.backbone, CuttableBackbone):
             name = type(self.backbone).__name__
-            twin = INFOPRO_TWINS.get(name)
-            hint = f"use backbone=dict(type='{twin}', split_points=[...])" \
-                if twin else 'cut-able backbones: ' + ', '.join(
-                    sorted(INFOPRO_TWINS.values()))
             raise TypeError(
                 'InfoProEncoderDecoder needs a backbone that knows its cuts '
-                f'(a CuttableBackbone), got {name}: {hint}')
+                f'(a CuttableBackbone), got {name}: {cuttable_hint(name)}')
         num_cuts = self.backbone.num_modules - 1
         if num_cuts == 0 and local_heads:
             given = 1 if isinstance(local_heads, dict) else len(local_heads)
