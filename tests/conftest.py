@@ -12,7 +12,7 @@ if REPO not in sys.path:
     sys.path.insert(0, REPO)
 
 import mmseg_infopro  # noqa: E402,F401  (compat first, registers modules)
-from mmseg_infopro.utils import make_synthetic_cityscapes  # noqa: E402
+from mmseg_infopro.datasets import make_synthetic_cityscapes  # noqa: E402
 
 DEMO_K2 = osp.join(REPO, 'configs', 'demo',
                    'deeplabv3_r18-tiny_k2_synthetic.py')

@@ -23,7 +23,7 @@ from mmengine.config import Config, ConfigDict
 from mmseg.registry import MODELS
 from mmseg_infopro.models.backbones import (INFOPRO_TWINS, CuttableBackbone,
                                             normalize_blocks)
-from mmseg_infopro.utils.memory import measure_step_memory
+from mmseg_infopro.memory.tracking import measure_step_memory
 
 from conftest import REPO
 from test_invariants import build, make_batch, max_diff, sgd
@@ -340,8 +340,8 @@ def test_memory_hook_and_distributed_wrapper_take_any_backbone(family):
 
     import torch.distributed as dist
 
-    from mmseg_infopro.hooks import InfoProMemoryHook
-    from mmseg_infopro.models.wrappers import (
+    from mmseg_infopro.engine.hooks import InfoProMemoryHook
+    from mmseg_infopro.engine import (
         InfoProDistributedDataParallel, init_cpu_process_group)
     from test_distributed import free_port
     model = build(model_cfg(family, 'default'))

@@ -16,7 +16,7 @@ from conftest import captured_log, demo_cfg
 from mmseg.registry import DATASETS
 from mmseg_infopro.datasets import (BadSampleError, CheckedCityscapesDataset,
                                     CityscapesLayoutError)
-from mmseg_infopro.utils.synthetic_cityscapes import make_synthetic_cityscapes
+from mmseg_infopro.datasets.synthetic_cityscapes import make_synthetic_cityscapes
 
 PIPELINE = [
     dict(type='LoadImageFromFile'),

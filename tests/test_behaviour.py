@@ -353,7 +353,7 @@ def test_frozen_stages_and_norm_eval_through_distributed_wrapper(
     """The same through InfoProDistributedDataParallel (what the runner
     uses with a launcher), as the runner calls it: ``train()`` then
     ``train_step`` every iteration."""
-    from mmseg_infopro.models.wrappers import InfoProDistributedDataParallel
+    from mmseg_infopro.engine import InfoProDistributedDataParallel
     model = build(frozen_cfg())
     wrapper = InfoProDistributedDataParallel(model)
     params, buffers = snapshot(model)

@@ -1,11 +1,11 @@
-"""tools/benchmark.py and mmseg_infopro.utils.memory on the demo model
+"""tools/benchmark.py and mmseg_infopro.memory.tracking on the demo model
 (ResNetV1c-18, 32 base channels), real mmseg, real and fake tensors."""
 import json
 import os.path as osp
 import sys
 
 import pytest
-from mmseg_infopro.utils.memory import time_steps
+from mmseg_infopro.memory.tracking import time_steps
 
 from conftest import DEMO_K1, DEMO_K2, REPO
 
@@ -132,7 +132,7 @@ def test_parse_cuts():
 def test_time_steps_pairs_rounds(monkeypatch):
     """Rounds are interleaved with the order rotated; the time ratio is
     the median of per-round ratios."""
-    import mmseg_infopro.utils.memory as memory
+    import mmseg_infopro.memory.tracking as memory
     calls = []
     # perf_counter is read before and after every step: 0 then duration
     stamps = iter([0, 1.0, 0, 2.0, 0, 4.0, 0, 1.0, 0, 3.0, 0, 9.0])

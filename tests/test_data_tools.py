@@ -18,7 +18,7 @@ sys.path.insert(0, osp.join(REPO, 'tools'))
 import convert_cityscapes as convert_tool  # noqa: E402
 import make_synthetic_cityscapes as make_tool  # noqa: E402
 
-from mmseg_infopro.utils.synthetic_cityscapes import (  # noqa: E402
+from mmseg_infopro.datasets.synthetic_cityscapes import (  # noqa: E402
     make_synthetic_cityscapes, read_meta)
 
 TINY = dict(num_train=3, num_val=2, height=32, width=64)
@@ -309,7 +309,7 @@ def test_cityscapes_metric_on_generated_official_data(tmp_path):
     import torch
 
     from mmseg.evaluation import CityscapesMetric
-    from mmseg_infopro.utils.synthetic_cityscapes import NAME_TO_TRAIN_ID
+    from mmseg_infopro.datasets.synthetic_cityscapes import NAME_TO_TRAIN_ID
     root = tmp_path / 'cityscapes'
     make_synthetic_cityscapes(str(root), official=True, **TINY)
     scores = []

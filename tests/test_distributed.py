@@ -30,7 +30,7 @@ import test as test_tool  # noqa: E402  (tools/test.py)
 import train as train_tool  # noqa: E402  (tools/train.py)
 
 from mmseg_infopro.models.segmentors import InfoProEncoderDecoder  # noqa
-from mmseg_infopro.models.wrappers import (  # noqa: E402
+from mmseg_infopro.engine import (  # noqa: E402
     InfoProDistributedDataParallel, init_cpu_process_group)
 
 
@@ -183,7 +183,7 @@ def cpu_only(monkeypatch):
     the torchrun workers get ``CUDA_VISIBLE_DEVICES=''``)."""
     import mmengine.runner.runner as runner_module
 
-    import mmseg_infopro.models.wrappers.infopro_ddp as ddp_module
+    import mmseg_infopro.engine.distributed as ddp_module
     for module in (runner_module, ddp_module):
         monkeypatch.setattr(module, 'get_device', lambda: 'cpu')
 
@@ -495,7 +495,7 @@ def test_frozen_local_module_is_buffer_synced(one_process_group):
     False`` switches the broadcasts off."""
     from torch.nn.parallel import DistributedDataParallel
 
-    from mmseg_infopro.models.wrappers.infopro_ddp import BufferSyncedModule
+    from mmseg_infopro.engine.distributed import BufferSyncedModule
     model = build_demo_model()
     for param in model.local_modules()[0].parameters():
         param.requires_grad_(False)
@@ -531,7 +531,7 @@ def test_cpu_default_model_wrapper():
     a config that sets a wrapper is left alone."""
     from mmengine.config import Config
 
-    from mmseg_infopro.models.wrappers.infopro_ddp import \
+    from mmseg_infopro.engine.distributed import \
         cpu_default_model_wrapper
     cfg = Config.fromfile(DEMO_K2)
     assert not cpu_default_model_wrapper(cfg)

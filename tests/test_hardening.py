@@ -11,11 +11,10 @@ import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 from mmseg.registry import MODELS
-from mmseg_infopro.hooks import InfoProMemoryHook
-from mmseg_infopro.models.segmentors.infopro_encoder_decoder import (
-    RELIED_ON, check_optim_wrapper)
-from mmseg_infopro.utils.memory_profile import MemoryProfile
-from mmseg_infopro.utils.split_planning import plan_cuts
+from mmseg_infopro.engine.hooks import InfoProMemoryHook
+from mmseg_infopro.engine import RELIED_ON, check_optim_wrapper
+from mmseg_infopro.memory.profile import MemoryProfile
+from mmseg_infopro.memory.planning import plan_cuts
 
 from conftest import captured_log
 from test_invariants import build, make_batch, model_cfg, sgd
@@ -95,7 +94,7 @@ def test_planner_says_why_no_partition_was_found(monkeypatch):
     from mmengine.config import Config
 
     from conftest import DEMO_K2
-    from mmseg_infopro.utils.memory_profile import measure_profile
+    from mmseg_infopro.memory.profile import measure_profile
     profile = measure_profile(Config.fromfile(DEMO_K2), 2, (64, 128),
                               fake=True, modes=())
     with pytest.raises(ValueError, match=r'allowed range is 1\.\.8'):

@@ -1,4 +1,4 @@
-"""Cut planning (mmseg_infopro.utils.split_planning, tools/plan_splits.py)
+"""Cut planning (mmseg_infopro.memory.planning, tools/plan_splits.py)
 and the InfoProMemoryHook in a real Runner."""
 import glob
 import itertools
@@ -15,15 +15,17 @@ from mmengine.runner import Runner
 from mmseg.registry import MODELS
 from mmseg_infopro.models.backbones import \
     normalize_split_points
-from mmseg_infopro.utils.memory import (build_model, measure_schedule,
-                                        measure_step_memory,
-                                        optimizer_kwargs, schedule_model_cfg,
-                                        sgd_optim_wrapper, synthetic_batch)
-from mmseg_infopro.utils.memory_profile import Plan
-from mmseg_infopro.utils.split_planning import (lowest_peak, measure_profile,
-                                                minmax_partition,
-                                                minsum_partition, plan_cuts,
-                                                plan_for_budget)
+from mmseg_infopro.models.segmentors import synthetic_seg_batch
+from mmseg_infopro.memory.tracking import (build_model, measure_schedule,
+                                           measure_step_memory,
+                                           optimizer_kwargs,
+                                           schedule_model_cfg,
+                                           sgd_optim_wrapper)
+from mmseg_infopro.memory.profile import Plan
+from mmseg_infopro.memory.planning import (lowest_peak, measure_profile,
+                                           minmax_partition,
+                                           minsum_partition, plan_cuts,
+                                           plan_for_budget)
 
 from conftest import DEMO_K2, REPO, demo_cfg
 
@@ -205,7 +207,7 @@ def test_memory_hook_logs_module_peaks(synthetic_root, tmp_path, one_thread):
         model = build_model(schedule_model_cfg(base, schedule, cuts))
         optim = sgd_optim_wrapper(model, **optimizer_kwargs(base))
         ref[schedule] = measure_step_memory(
-            model, optim, synthetic_batch(2, (64, 128), 19))
+            model, optim, synthetic_seg_batch(2, (64, 128), 19))
     mib = [v / 2**20 for v in ref['infopro']['module_peaks']]
     assert [last['mem.s1'], last['mem.s2']] == pytest.approx(mib, rel=0.02)
     assert last['mem.e2e_est'] == pytest.approx(
@@ -215,7 +217,7 @@ def test_memory_hook_logs_module_peaks(synthetic_root, tmp_path, one_thread):
 def test_memory_hook_estimate_formula():
     """e2e_est = start + earlier modules' activations + the last module's
     working set before the optimizer step, or the step if larger; MiB."""
-    from mmseg_infopro.hooks import InfoProMemoryHook
+    from mmseg_infopro.engine.hooks import InfoProMemoryHook
     mib = 2**20
     before = {0: 100 * mib, 1: 150 * mib}
     fwd = {0: 600 * mib, 1: 700 * mib}
@@ -264,7 +266,7 @@ def test_minsum_partition_is_optimal(seed):
 def _kept_by_forward(model, batch, k):
     """Bytes module ``k``'s forward keeps for its backward (memory after
     its backbone units ran minus before it started), MemTracker."""
-    from mmseg_infopro.utils.memory import PeakTracker
+    from mmseg_infopro.memory.tracking import PeakTracker
     optim = sgd_optim_wrapper(model, lr=0.01, momentum=0.9)
     tracker = PeakTracker()
     tracker.track_external(model, optim.optimizer)
@@ -293,7 +295,7 @@ def test_checkpointing_at_a_detached_module_input_saves_memory(one_thread):
     there, and gives the same gradients."""
     base = Config.fromfile(DEMO_K2)
     base.model.data_preprocessor.size = (64, 128)
-    batch = synthetic_batch(2, (64, 128), 19)
+    batch = synthetic_seg_batch(2, (64, 128), 19)
     peaks, grads = {}, {}
     for name, backbone in (
             ('none', {}),

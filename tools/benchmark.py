@@ -15,7 +15,7 @@ Three schedules of the same network, batch and crop:
 * ``infopro``: the config's cuts (and its ``checkpoint_blocks`` /
   ``selective_checkpoint_blocks``, e.g. a config written by
   ``tools/plan_splits.py --memory-budget``), or ``--cuts``, or
-  ``--num-modules K`` (cuts planned by mmseg_infopro.utils.split_planning to
+  ``--num-modules K`` (cuts planned by mmseg_infopro.memory.planning to
   balance the modules' peaks; the prediction is reported next to the
   measurement).
 
@@ -61,14 +61,14 @@ import torch
 
 from mmengine.config import Config
 
-from mmseg_infopro.hooks import InfoProMemoryHook
-from mmseg_infopro.utils.memory import (MiB, SCHEDULE_TITLES, SCHEDULES,
+from mmseg_infopro.engine.hooks import InfoProMemoryHook
+from mmseg_infopro.memory.tracking import (MiB, SCHEDULE_TITLES, SCHEDULES,
                                         config_checkpoint, config_cuts,
                                         count_step_flops,
                                         fake_mode, measure_step_memory,
                                         prepare_step, save_json, step_shape,
                                         time_steps)
-from mmseg_infopro.utils.split_planning import measure_profile, plan_cuts
+from mmseg_infopro.memory.planning import measure_profile, plan_cuts
 
 
 def parse_cuts(text: str):

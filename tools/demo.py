@@ -20,7 +20,7 @@ if REPO not in sys.path:
     sys.path.append(REPO)  # a source checkout without `pip install`
 
 import mmseg_infopro  # noqa: E402,F401  (compat first)
-from mmseg_infopro.utils.synthetic_cityscapes import (  # noqa: E402
+from mmseg_infopro.datasets.synthetic_cityscapes import (  # noqa: E402
     make_synthetic_cityscapes, read_meta)
 
 DEFAULT_CONFIG = osp.join('configs', 'demo',

@@ -23,7 +23,7 @@ try:
 except ImportError:  # running from a source checkout without install
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
 
-from mmseg_infopro.utils.synthetic_cityscapes import (  # noqa: E402
+from mmseg_infopro.datasets.synthetic_cityscapes import (  # noqa: E402
     META_FILE, make_synthetic_cityscapes, read_meta)
 
 PARAMS = ('num_train', 'num_val', 'height', 'width', 'seed', 'official')

@@ -57,12 +57,12 @@ import torch
 
 from mmengine.config import Config
 
-from mmseg_infopro.utils.memory import (MiB, check_cuttable,
+from mmseg_infopro.memory.tracking import (MiB, check_cuttable,
                                         local_head_template,
                                         measure_schedule, save_json,
                                         step_shape)
-from mmseg_infopro.utils.memory_profile import Plan, measure_profile
-from mmseg_infopro.utils.split_planning import (pareto_front, plan_cuts,
+from mmseg_infopro.memory.profile import Plan, measure_profile
+from mmseg_infopro.memory.planning import (pareto_front, plan_cuts,
                                                 plan_for_budget)
 
 UNITS = dict(b=1, kb=1e3, mb=1e6, gb=1e9, tb=1e12, kib=2**10, mib=2**20,

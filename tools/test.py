@@ -18,7 +18,7 @@ except ImportError:  # running from a source checkout without install
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmseg_infopro.models.wrappers import (cpu_default_model_wrapper,
+from mmseg_infopro.engine import (cpu_default_model_wrapper,
                                            init_cpu_process_group)
 
 

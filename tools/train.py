@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from mmengine.runner import Runner
 
 from mmseg.registry import RUNNERS
-from mmseg_infopro.models.wrappers import (cpu_default_model_wrapper,
+from mmseg_infopro.engine import (cpu_default_model_wrapper,
                                            init_cpu_process_group)
 
 

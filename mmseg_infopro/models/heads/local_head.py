@@ -115,6 +115,13 @@ class InfoProLocalHead(BaseModule):
         """Whether :meth:`loss` needs the reconstruction target image."""
         return self.recons_head is not None and self.recons_target == 'image'
 
+    @property
+    def needs_inputs(self) -> bool:
+        """Whether the loss reconstructs the module's input (its cost then
+        depends on the input's shape)."""
+        return self.recons_head is not None and \
+            self.recons_target == 'features'
+
     def loss(self, x: Tensor, gt: Tensor, image: Optional[Tensor],
              mask: Optional[Tensor], inputs: Optional[Tensor] = None
              ) -> dict:

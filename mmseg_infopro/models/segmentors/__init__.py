@@ -1,4 +1,3 @@
-from .infopro_encoder_decoder import InfoProEncoderDecoder
-from .local_module import LocalModule
+from .infopro_encoder_decoder import InfoProEncoderDecoder, synthetic_seg_batch
 
-__all__ = ['InfoProEncoderDecoder', 'LocalModule']
+__all__ = ['InfoProEncoderDecoder', 'synthetic_seg_batch']

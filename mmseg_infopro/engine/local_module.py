@@ -5,23 +5,23 @@ import torch.nn as nn
 
 
 class LocalModule(nn.Module):
-    """Local module ``k`` of an :class:`InfoProEncoderDecoder`.
+    """Local module ``k`` of a :class:`~.local_learning.LocalLearningModel`.
 
     Its ``parts`` (the backbone units of module ``k``, see
     ``CuttableBackbone.module_parts``, and the heads that module ``k``'s
-    loss trains) are the segmentor's own sub-modules and parameters,
+    loss trains) are the model's own sub-modules and parameters,
     registered here again so that ``parameters()`` lists exactly the
     parameters this module trains, e.g. for one
     ``DistributedDataParallel`` per module. Bare parameters (e.g. Swin's
-    absolute position embedding) go into ``params``. The segmentor itself
+    absolute position embedding) go into ``params``. The model itself
     does not register LocalModules, so its state-dict keys are unchanged.
 
-    ``forward(x, outs, data_samples, gt, image, mask)`` runs the module and
-    returns ``(losses, output)``, see
-    :meth:`InfoProEncoderDecoder.forward_local_module`.
+    ``forward(x, outs, data_samples, targets)`` runs the module and returns
+    ``(losses, output)``, see
+    :meth:`LocalLearningModel.forward_local_module`.
     """
 
-    def __init__(self, segmentor: nn.Module, index: int,
+    def __init__(self, model: nn.Module, index: int,
                  parts: List[Union[nn.Module, nn.Parameter]]):
         super().__init__()
         self.index = index
@@ -30,10 +30,10 @@ class LocalModule(nn.Module):
         self.params = nn.ParameterList(
             [p for p in parts if isinstance(p, nn.Parameter)])
         # a plain attribute: not a sub-module, no cycle in modules()
-        object.__setattr__(self, '_segmentor', segmentor)
+        object.__setattr__(self, '_model', model)
 
     def forward(self, *args, **kwargs):
-        return self._segmentor.forward_local_module(self.index, *args,
+        return self._model.forward_local_module(self.index, *args,
                                                     **kwargs)
 
     def extra_repr(self) -> str:

@@ -1,4 +1,4 @@
-"""Data-parallel training of an InfoPro segmentor: one DDP per local module.
+"""Data-parallel training of an InfoPro model: one DDP per local module.
 
 Why not mmengine's ``MMDistributedDataParallel``: it wraps the whole model in
 one ``DistributedDataParallel`` and never calls the model's ``train_step``.
@@ -23,6 +23,8 @@ from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
 from mmengine.registry import MODEL_WRAPPERS
 from torch.nn.parallel import DistributedDataParallel
+
+from .local_learning import LocalLearningModel
 
 __all__ = [
     'InfoProDistributedDataParallel', 'BufferSyncedModule',
@@ -150,7 +152,8 @@ class BufferSyncedModule(nn.Module):
 
 @MODEL_WRAPPERS.register_module()
 class InfoProDistributedDataParallel(nn.Module):
-    """Distributed wrapper for :class:`InfoProEncoderDecoder`.
+    """Distributed wrapper for any :class:`~.local_learning.
+    LocalLearningModel` (``InfoProEncoderDecoder``, ...).
 
     Set it in a config with
     ``model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')``;
@@ -162,7 +165,7 @@ class InfoProDistributedDataParallel(nn.Module):
     * converts SyncBN to BN when the model is on the CPU (SyncBN needs GPU
       inputs; a warning is logged);
     * checks that every trainable parameter belongs to exactly one local
-      module (:meth:`InfoProEncoderDecoder.local_modules`) and raises a
+      module (:meth:`LocalLearningModel.local_modules`) and raises a
       ``ValueError`` naming those that do not: such a parameter would be
       neither broadcast at start nor all-reduced, and ranks would drift;
     * wraps each local module with trainable parameters in its own
@@ -171,17 +174,17 @@ class InfoProDistributedDataParallel(nn.Module):
       one (frozen) in a :class:`BufferSyncedModule`, which keeps its
       buffers (BN running statistics) in step across ranks as DDP does.
 
-    :meth:`train_step` delegates to the segmentor's ``train_step`` with
+    :meth:`train_step` delegates to the model's ``train_step`` with
     ``local_modules=<the DDPs>`` (so every module's forward goes through
     ``DDP.__call__`` and its backward all-reduces its gradients) and
     ``sync_context=self`` (so during gradient accumulation the optimizer
     wrapper enters :meth:`no_sync`, which enters every DDP's ``no_sync``).
-    :meth:`val_step` / :meth:`test_step` are the segmentor's: inference
+    :meth:`val_step` / :meth:`test_step` are the model's: inference
     needs no communication.
 
-    The segmentor is ``self.module``; the DDPs are not sub-modules of the
+    The model is ``self.module``; the DDPs are not sub-modules of the
     wrapper, so ``wrapper.module.state_dict()`` (what the runner saves) has
-    the segmentor's keys unchanged and ``wrapper.state_dict()`` only adds
+    the model's keys unchanged and ``wrapper.state_dict()`` only adds
     the ``module.`` prefix, as with mmengine's wrappers.
 
     A model without ``local_modules`` (e.g. a TTA model in a distributed
@@ -189,7 +192,7 @@ class InfoProDistributedDataParallel(nn.Module):
     ``MMDistributedDataParallel`` does.
 
     Args:
-        module (nn.Module): the segmentor, on its device.
+        module (nn.Module): the model, on its device.
         broadcast_buffers (bool, optional): DDP's: broadcast buffers (BN
             running statistics) from rank 0 at the start of each module's
             forward. None (default) leaves DDP's default, True; passed
@@ -241,8 +244,8 @@ class InfoProDistributedDataParallel(nn.Module):
             module = revert_sync_batchnorm(module)
         self.module = module
 
-        local = module.local_modules() if hasattr(module, 'local_modules') \
-            else [module]
+        local = module.local_modules() if isinstance(
+            module, LocalLearningModel) else [module]
         errors = _trainable_partition_errors(module, local)
         if errors:
             raise ValueError(
@@ -262,7 +265,7 @@ class InfoProDistributedDataParallel(nn.Module):
             init_sync_buffers = forward_sync
         else:
             init_sync_buffers = True
-        # A plain list: the DDPs share the segmentor's parameters and must
+        # A plain list: the DDPs share the model's parameters and must
         # not appear in the wrapper's state dict or module tree twice.
         self.local_ddps: List[nn.Module] = [
             DistributedDataParallel(m, **ddp_kwargs) if any(
@@ -288,7 +291,7 @@ class InfoProDistributedDataParallel(nn.Module):
 
     def train(self, mode: bool = True):
         """Train mode for the wrapper and the per-module wrappers, then the
-        segmentor's own ``train``, last: it re-applies what its modules
+        model's own ``train``, last: it re-applies what its modules
         override (mmseg's ResNet keeps ``norm_eval`` BN layers and
         ``frozen_stages`` in eval mode), which the per-module wrappers'
         plain recursive ``train`` would undo."""
@@ -299,7 +302,7 @@ class InfoProDistributedDataParallel(nn.Module):
         return self
 
     def forward(self, *args, **kwargs):
-        """The segmentor's forward, without gradient synchronisation (the
+        """The model's forward, without gradient synchronisation (the
         runner's loops use the ``*_step`` methods)."""
         return self.module(*args, **kwargs)
 
@@ -308,10 +311,10 @@ class InfoProDistributedDataParallel(nn.Module):
                    optim_wrapper: OptimWrapper) -> Dict[str, torch.Tensor]:
         """One training iteration, gradients all-reduced module by module.
 
-        Returns the segmentor's log variables.
+        Returns the model's log variables.
         """
         self._buffers_stale = True
-        if hasattr(self.module, 'local_modules'):
+        if isinstance(self.module, LocalLearningModel):
             return self.module.train_step(
                 data,
                 optim_wrapper,
@@ -413,7 +416,7 @@ def cpu_default_model_wrapper(cfg) -> bool:
     (``device_ids ... only work with ... GPU modules``). This sets that same
     wrapper without ``device_ids`` in ``cfg``, so that the CPU run behaves
     as a GPU run: a plain mmseg model trains, and an
-    ``InfoProEncoderDecoder`` with K > 1 stops with its error naming the
+    InfoPro model with K > 1 stops with its error naming the
     ``model_wrapper_cfg`` line to add. A config that sets
     ``model_wrapper_cfg`` is left alone.
 

@@ -5,8 +5,10 @@ import torch
 from mmengine.hooks import Hook
 from mmengine.logging import MessageHub
 
-from mmseg.registry import HOOKS
-from ..utils.memory import MiB, PeakTracker
+from mmengine.registry import HOOKS
+
+from ...memory.tracking import MiB, PeakTracker
+from ..local_learning import find_local_learning_model
 
 
 @HOOKS.register_module()
@@ -20,14 +22,14 @@ class InfoProMemoryHook(Hook):
 
         custom_hooks = [dict(type='InfoProMemoryHook', interval=50)]
 
-    It registers itself in the segmentor's ``module_callbacks`` (model
+    It registers itself in the InfoPro model's ``module_callbacks`` (model
     wrappers are unwrapped through ``.module``) and, on a measured
     iteration only (an optimizer hook is added for that iteration and
     removed after it), reads around every local module k:
 
     * ``before_k``: memory in use when module k starts;
     * ``fwd_k``: memory in use right after module k's backbone units ran
-      forward (the segmentor's ``after_forward`` callback), before its
+      forward (the engine's ``after_forward`` callback), before its
       loss;
     * ``mem.s(k+1)``: the peak from module k's start to the end of its
       backward (for the last module, the optimizer step included); the
@@ -67,7 +69,7 @@ class InfoProMemoryHook(Hook):
       of mmengine's log line (peak since its last reset) covers the last
       module only.
     * CPU (``cpu=True``, the default): the measured iteration runs under
-      :class:`~mmseg_infopro.utils.memory.PeakTracker` (PyTorch's
+      :class:`~mmseg_infopro.memory.tracking.PeakTracker` (PyTorch's
       MemTracker: every tensor storage of the model, its gradients, the
       optimizer states and everything the step creates, counted
       exactly). It slows that one iteration down (Python bookkeeping on
@@ -106,20 +108,8 @@ class InfoProMemoryHook(Hook):
         self.last: Dict[str, float] = {}
 
     # ------------------------------------------------------------ set-up
-    @staticmethod
-    def _segmentor(model):
-        while not hasattr(model, 'module_callbacks') and \
-                hasattr(model, 'module'):
-            model = model.module
-        if not hasattr(model, 'module_callbacks'):
-            raise TypeError(
-                'InfoProMemoryHook needs an InfoProEncoderDecoder (a model '
-                'with module_callbacks), got '
-                f'{type(model).__name__}')
-        return model
-
     def before_run(self, runner) -> None:
-        model = self._segmentor(runner.model)
+        model = find_local_learning_model(runner.model, 'InfoProMemoryHook')
         self._model = model
         if self not in model.module_callbacks:
             model.module_callbacks.append(self)

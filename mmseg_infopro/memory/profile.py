@@ -42,9 +42,9 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 import torch
 from mmengine.model import revert_sync_batchnorm
 
-from .memory import (PeakTracker, _storage_bytes, build_model,
-                     config_optim_wrapper, fake_mode, local_head_template,
-                     schedule_model_cfg, synthetic_batch)
+from .tracking import (PeakTracker, _storage_bytes, build_model,
+                       config_optim_wrapper, config_scope, fake_mode,
+                       local_head_template, schedule_model_cfg)
 
 Unit = object  # 'stem' or (stage, block)
 #: checkpointing modes of a unit, beside None (no checkpointing)
@@ -481,8 +481,9 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
     """Measure a config's model unit by unit (see the module doc).
 
     Args:
-        cfg: the config (its model: InfoProEncoderDecoder with a cut-able
-            backbone; its first local head is the one measured; its
+        cfg: the config (its model: an InfoPro model with a cut-able
+            backbone, which it reaches only through the backbone contract
+            and the engine's protocol; its first local head is the one measured; its
             optimizer is the one whose states count).
         batch, size: the training batch and crop ``(H, W)``.
         device: where real tensors live (ignored with ``fake``).
@@ -491,17 +492,14 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         modes: checkpointing modes to measure besides none (``()``: only
             cut planning without checkpointing).
     """
-    from mmseg.registry import MODELS
-    from ..models.heads.recons_decoder import reconstruction_target
     ctx = fake_mode() if fake else contextlib.nullcontext()
     if fake:
         device = 'cpu'
     with ctx:
         model = build_model(schedule_model_cfg(cfg, 'e2e', size=size),
-                            device, seed)
+                            device, seed, config_scope(cfg))
         backbone = model.backbone
-        num_classes = model.decode_head.num_classes
-        data = synthetic_batch(batch, size, num_classes, seed)
+        data = model.example_batch(batch, size, seed)
         opt_bytes = _optimizer_state_bytes(model, cfg)
 
         def opt_of(parts):
@@ -510,22 +508,14 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
 
         # data: the preprocessed batch, then the local-loss targets
         head_cfg = local_head_template(cfg.model)
-        head_cfg.setdefault('type', 'InfoProLocalHead')
-        probe = MODELS.build(dict(copy.deepcopy(head_cfg), in_channels=1,
-                                  target_channels=1,
-                                  num_classes=num_classes))
-        by_input = getattr(probe, 'recons_target', 'image') == 'features' \
-            and getattr(probe, 'recons_head', None) is not None
+        probe = model.build_local_head(copy.deepcopy(head_cfg), 1, 1)
+        by_input = bool(getattr(probe, 'needs_inputs', False))
         tracker = PeakTracker()
         with tracker:
             pre = model.data_preprocessor(data, True)
             inputs, samples = pre['inputs'], pre['data_samples']
             data_e2e = tracker.current_total()
-            gt = torch.stack([s.gt_sem_seg.data for s in samples
-                              ]).squeeze(1).long()
-            image, mask = reconstruction_target(
-                inputs, samples, model.data_preprocessor,
-                with_image=probe.needs_image)
+            targets = model.local_targets(inputs, samples, [probe])
             data_local = tracker.current_total()
         del probe
 
@@ -596,19 +586,16 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         for in_key, out_key in pairs:
             feat = examples[out_key]
             feat_in = examples[in_key] if in_key else None
-            c = dict(copy.deepcopy(head_cfg))
-            c.update(in_channels=feat.shape[1], num_classes=num_classes,
-                     align_corners=model.align_corners)
-            if feat_in is not None:
-                c['target_channels'] = feat_in.shape[1]
             torch.manual_seed(seed)
-            head = revert_sync_batchnorm(MODELS.build(c))
+            head = revert_sync_batchnorm(model.build_local_head(
+                copy.deepcopy(head_cfg), feat.shape[1],
+                feat_in.shape[1] if feat_in is not None else None))
             if device != 'cpu':
                 head.to(device)
             head.train()
 
             def run_local(feat, head=head, feat_in=feat_in):
-                losses = head.loss(feat, gt, image, mask, inputs=feat_in)
+                losses = model.local_loss(head, feat, targets, feat_in)
                 return model.parse_losses(losses)[0]
 
             peak, flops = _loss_peak(run_local, [feat], [head])

@@ -11,8 +11,7 @@ import torch
 from mmengine.dist import get_world_size
 from mmengine.hooks import Hook
 from mmengine.logging import print_log
-
-from mmseg.registry import HOOKS
+from mmengine.registry import HOOKS
 
 KEY = 'rng_state'
 

@@ -19,8 +19,8 @@ optimizer states exist, as in any step but the first).
 
 Per local module, the peak of the window from ``before_module(k)`` to
 ``after_module(k)`` (module k's forward, its loss, its backward; for the
-last module also the optimizer step) is recorded through the segmentor's
-``module_callbacks``.
+last module also the optimizer step) is recorded through the model's
+``module_callbacks`` (the engine's protocol).
 """
 import contextlib
 import copy
@@ -34,7 +34,6 @@ import torch.nn as nn
 from mmengine.config import Config, ConfigDict
 from mmengine.model import revert_sync_batchnorm
 from mmengine.optim import OptimWrapper
-from mmengine.structures import PixelData
 from torch.distributed._tools.mem_tracker import _TOTAL_KEY, MemTracker
 from torch.overrides import TorchFunctionMode
 
@@ -65,28 +64,49 @@ def save_json(obj, path: str, log: Optional[Callable[[str], None]] = None
 # --------------------------------------------------------------- configs
 def local_head_template(model_cfg) -> dict:
     """The config's first local head (the one repeated for every cut), or
-    InfoProLocalHead's defaults when the config has none (a K=1 config)."""
+    ``{}`` (the model's default head) when the config has none (K=1)."""
     heads = model_cfg.get('local_heads', None)
     if isinstance(heads, dict):
         return copy.deepcopy(dict(heads))
     if heads:
         return copy.deepcopy(dict(heads[0]))
-    return dict(type='InfoProLocalHead')
+    return {}
 
 
-def check_cuttable(model_cfg, what: str = 'the benchmark') -> None:
-    """Raise ValueError unless ``model_cfg`` is an InfoProEncoderDecoder
-    with a backbone that meets the cut-able backbone contract."""
-    from mmseg.registry import MODELS
+def config_scope(cfg) -> str:
+    """The registry scope a config's model is built in: its
+    ``default_scope`` (``'mmseg'`` when it sets none)."""
+    return cfg.get('default_scope', None) or 'mmseg'
+
+
+def model_class(type_name, scope: str = 'mmseg'):
+    """The class registered as ``type_name`` in ``scope``'s model registry
+    (or its parents), or None; a class is returned as is."""
+    if not isinstance(type_name, str):
+        return type_name
+    from mmengine.registry import MODELS
+    with MODELS.switch_scope_and_registry(scope) as registry:
+        return registry.get(type_name)
+
+
+def check_cuttable(model_cfg, what: str = 'the benchmark',
+                   scope: str = 'mmseg') -> None:
+    """Raise ValueError unless ``model_cfg`` is an InfoPro model (a
+    :class:`~mmseg_infopro.engine.LocalLearningModel`) with a backbone that
+    meets the cut-able backbone contract."""
+    from ..engine.local_learning import LocalLearningModel
     from ..models.backbones import CuttableBackbone, cuttable_hint
     btype = model_cfg.get('backbone', {}).get('type')
-    cls = MODELS.get(btype) if isinstance(btype, str) else btype
+    cls = model_class(btype, scope)
+    model_cls = model_class(model_cfg.get('type'), scope)
     ok = isinstance(cls, type) and issubclass(cls, CuttableBackbone)
-    if model_cfg.get('type') != 'InfoProEncoderDecoder' or not ok:
+    if not (isinstance(model_cls, type)
+            and issubclass(model_cls, LocalLearningModel)) or not ok:
         raise ValueError(
-            f'{what} needs an InfoProEncoderDecoder with a cut-able backbone, '
-            f'got model.type={model_cfg.get("type")!r}, backbone.type='
-            f'{btype!r}: {cuttable_hint(getattr(cls, "__name__", btype))}')
+            f'{what} needs an InfoPro model (InfoProEncoderDecoder, ...) with '
+            f'a cut-able backbone, got model.type={model_cfg.get("type")!r}, '
+            f'backbone.type={btype!r}: '
+            f'{cuttable_hint(getattr(cls, "__name__", btype))}')
 
 
 def schedule_model_cfg(cfg: Config, schedule: str,
@@ -96,16 +116,17 @@ def schedule_model_cfg(cfg: Config, schedule: str,
     """The model config of ``cfg`` for one benchmark schedule.
 
     Args:
-        cfg: a config whose model is an ``InfoProEncoderDecoder`` with a
-            cut-able backbone (any number of cuts).
-        schedule: ``'e2e'`` (no cut, no local head: EncoderDecoder exactly),
+        cfg: a config whose model is an InfoPro model (a
+            ``LocalLearningModel``) with a cut-able backbone (any number of
+            cuts).
+        schedule: ``'e2e'`` (no cut, no local head: the stock model exactly),
             ``'checkpoint'`` (e2e with the backbone's own
             ``with_cp=True``), ``'infopro'`` (``cuts``, the config's local
             head repeated) or ``'plan'`` (``cuts``, possibly none, and the
             per-unit ``checkpoint``).
         cuts: the InfoPro cuts, ``[(stage, block), ...]``.
-        size: the crop ``(H, W)`` (``data_preprocessor.size``); default
-            the config's.
+        size: the crop ``(H, W)``, set as ``data_preprocessor.size`` where
+            the preprocessor pads to a size; default the config's.
         checkpoint: ``dict(full=[units], selective=[units])`` for
             ``'plan'`` (the backbone's ``checkpoint_blocks`` /
             ``selective_checkpoint_blocks``).
@@ -118,12 +139,12 @@ def schedule_model_cfg(cfg: Config, schedule: str,
         raise ValueError(f'unknown schedule {schedule!r}, allowed: '
                          f'{", ".join(SCHEDULES + ("plan", ))}')
     model = copy.deepcopy(cfg.model)
-    check_cuttable(model)
+    check_cuttable(model, scope=config_scope(cfg))
     head = local_head_template(model)
     model.pretrained = None
     model.backbone.pop('init_cfg', None)
     model.backbone.pop('pretrained', None)
-    if size is not None:
+    if size is not None and 'size' in model.get('data_preprocessor', {}):
         model.data_preprocessor.size = tuple(size)
     cuts = [tuple(c) for c in cuts]
     checkpoint = checkpoint or {}
@@ -214,14 +235,15 @@ class _RealLinspace(TorchFunctionMode):
         return func(*args, **kwargs)
 
 
-def build_model(model_cfg, device: str = 'cpu', seed: int = 0) -> nn.Module:
-    """Build the segmentor in train mode on ``device`` (under
-    :func:`fake_mode` its tensors are fake)."""
-    from mmseg.registry import MODELS
+def build_model(model_cfg, device: str = 'cpu', seed: int = 0,
+                scope: str = 'mmseg') -> nn.Module:
+    """Build the model in train mode on ``device`` from ``scope``'s
+    registry (under :func:`fake_mode` its tensors are fake)."""
+    from mmengine.registry import MODELS
     torch.manual_seed(seed)
     ctx = _RealLinspace() if _in_fake_mode() else contextlib.nullcontext()
-    with ctx:
-        model = MODELS.build(copy.deepcopy(model_cfg))
+    with ctx, MODELS.switch_scope_and_registry(scope) as registry:
+        model = registry.build(copy.deepcopy(model_cfg))
     # SyncBN needs a process group and GPU inputs; BN holds the same memory
     model = revert_sync_batchnorm(model)
     if device != 'cpu':
@@ -236,41 +258,18 @@ def sgd_optim_wrapper(model: nn.Module, **sgd_kwargs) -> OptimWrapper:
     return OptimWrapper(torch.optim.SGD(params, **sgd_kwargs))
 
 
-def synthetic_batch(batch: int, size: Tuple[int, int], num_classes: int,
-                    seed: int = 0, ignore_index: int = 255) -> dict:
-    """A fabricated dataloader batch: ``dict(inputs=[uint8 (3, H, W)],
-    data_samples=[SegDataSample])`` with random labels in
-    ``0..num_classes-1`` and a band of ``ignore_index`` pixels.
-
-    Under :func:`fake_mode` the tensors are fake (no memory, no values)."""
-    from mmseg.structures import SegDataSample
-    h, w = size
-    gen = None
-    if not _in_fake_mode():
-        gen = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
-    for _ in range(batch):
-        img = torch.randint(0, 256, (3, h, w), generator=gen,
-                            dtype=torch.uint8)
-        gt = torch.randint(0, num_classes, (1, h, w), generator=gen)
-        gt[:, :max(1, h // 32)] = ignore_index
-        sample = SegDataSample(gt_sem_seg=PixelData(data=gt))
-        sample.set_metainfo(
-            dict(img_shape=(h, w), ori_shape=(h, w), pad_shape=(h, w)))
-        inputs.append(img)
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
-
-
 def step_shape(cfg: Config, batch: Optional[int] = None,
                size: Optional[Sequence[int]] = None) -> Tuple[int, tuple]:
     """``(batch, (H, W))`` of the measured step: the given values, else
-    the config's ``train_dataloader.batch_size`` and
-    ``data_preprocessor.size`` (2 and 512x1024 when it has none)."""
+    the config's ``train_dataloader.batch_size`` (2 when it has none) and
+    ``data_preprocessor.size``, else the model class's
+    ``default_input_size``."""
     batch = batch or cfg.get('train_dataloader', {}).get('batch_size', 2)
-    size = tuple(size) if size else tuple(
-        cfg.model.data_preprocessor.get('size') or (512, 1024))
-    return batch, size
+    if not size:
+        size = cfg.model.get('data_preprocessor', {}).get('size') or \
+            getattr(model_class(cfg.model.type, config_scope(cfg)),
+                    'default_input_size', None)
+    return batch, tuple(size)
 
 
 def prepare_step(cfg: Config, schedule: str,
@@ -283,9 +282,9 @@ def prepare_step(cfg: Config, schedule: str,
     or timing. Call it under :func:`fake_mode` for fake tensors."""
     model = build_model(
         schedule_model_cfg(cfg, schedule, cuts, size, checkpoint), device,
-        seed)
+        seed, config_scope(cfg))
     optim = config_optim_wrapper(model, cfg)
-    data = synthetic_batch(batch, size, model.decode_head.num_classes, seed)
+    data = model.example_batch(batch, size, seed)
     return model, optim, data
 
 
@@ -453,9 +452,9 @@ def measure_step_memory(model: nn.Module, optim_wrapper: OptimWrapper,
     """Peak memory of one ``train_step``.
 
     Args:
-        model: an InfoProEncoderDecoder (any K) in train mode.
+        model: an InfoPro model (any K) in train mode.
         optim_wrapper: its OptimWrapper (SGD with momentum).
-        data: a batch (see :func:`synthetic_batch`).
+        data: a batch (e.g. the model's ``example_batch``).
         device: ``'cpu'`` (MemTracker; also for fake tensors) or ``'cuda'``
             (``max_memory_allocated``).
         warmup: run one untracked step first so that the optimizer states

@@ -1,6 +1,6 @@
 """Plan a training step: InfoPro cuts and per-unit checkpointing.
 
-Built on the measured model of :mod:`.memory_profile` (every unit's
+Built on the measured model of :mod:`.profile` (every unit's
 activations, peaks and FLOPs in each checkpointing mode, every local head,
 the final heads, the data and the optimizer step):
 
@@ -23,8 +23,8 @@ import bisect
 import itertools
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
-from .memory_profile import (MODES, HeadCost, MemoryProfile, ModeCost, Plan,
-                             UnitCost, measure_profile)
+from .profile import (MODES, HeadCost, MemoryProfile, ModeCost, Plan,
+                      UnitCost, measure_profile)
 
 __all__ = [
     'minmax_partition', 'minsum_partition', 'plan_cuts', 'plan_for_budget',

@@ -1,0 +1,30 @@
+"""The task-agnostic InfoPro engine.
+
+* :mod:`.local_learning`: :class:`LocalLearningModel`, the protocol a task
+  model implements and the K-module training step built on it;
+* :mod:`.local_module`: :class:`LocalModule`, one module as an nn.Module;
+* :mod:`.optim_contract`: what the step needs from mmengine's optimizer
+  wrapper, and how a local loss is back-propagated;
+* :mod:`.distributed`: :class:`InfoProDistributedDataParallel` (one DDP per
+  local module) and CPU (gloo) launching helpers;
+* :mod:`.hooks`: ``InfoProMemoryHook`` and ``RNGStateHook``.
+
+Nothing here imports a task (segmentation, classification); hooks and the
+wrapper are registered in mmengine's root registries, so configs of any
+OpenMMLab scope find them.
+"""
+from .distributed import (BufferSyncedModule, InfoProDistributedDataParallel,
+                          cpu_default_model_wrapper, init_cpu_process_group)
+from .hooks import InfoProMemoryHook, RNGStateHook
+from .local_learning import (WRAPPER_HINT, LocalLearningModel,
+                             find_local_learning_model)
+from .local_module import LocalModule
+from .optim_contract import RELIED_ON, backward_local, check_optim_wrapper
+
+__all__ = [
+    'LocalLearningModel', 'LocalModule', 'find_local_learning_model',
+    'check_optim_wrapper', 'backward_local', 'RELIED_ON', 'WRAPPER_HINT',
+    'InfoProDistributedDataParallel', 'BufferSyncedModule',
+    'cpu_default_model_wrapper', 'init_cpu_process_group',
+    'InfoProMemoryHook', 'RNGStateHook'
+]

@@ -1,0 +1,402 @@
+"""The CIFAR ResNet (He et al. 2016, section 4.2), plain and cut-able.
+
+ResNet-(6n+2) for 32x32 / 96x96 images: a 3x3 conv stem (conv-BN-ReLU, no
+max-pool, stride 1), then three stages of ``n`` basic blocks with 16, 32
+and 64 channels; the first block of stages 2 and 3 has stride 2 and a
+projection shortcut (1x1 conv stride 2 + BN), as in the InfoPro release
+(``networks/resnet.py``, ``_make_layer``: a ``downsample`` of
+``Conv2d(1x1, stride) + BatchNorm2d`` whenever the stride or the width
+changes; not option A's zero padding). ResNet-32 is ``n=5``, ResNet-110
+``n=18``. The classifier (global pool + linear) is not part of the
+backbone: like mmseg backbones :class:`CifarResNet` returns a tuple of NCHW
+stage outputs.
+
+The InfoPro release (``blackfeather-wang/InfoPro-Pytorch``, folder
+``Experiments on CIFAR-SVHN-STL10``) writes its cuts as ``[stage, block]``
+pairs, ``[0, 0]`` being the stem; see :func:`release_to_split_points` for
+their exact meaning and :data:`RELEASE_SPLITS` for its tables.
+"""
+import math
+from typing import Dict, List, Mapping, Optional, Sequence, Tuple
+
+import torch.nn as nn
+from mmcv.cnn import build_norm_layer
+from mmengine.model import BaseModule
+from torch import Tensor
+
+from mmseg.registry import MODELS
+from .base import CuttableBackbone, SplitPoint, Unit, _as_list, _is_int, \
+    normalize_blocks
+
+#: the release's cut tables, copied as data (``networks/configs.py``):
+#: ``{table: {depth: {K: [[stage, block], ...]}}}`` for the even table
+#: (``InfoPro``, paper "InfoPro") and ``{'balanced': {depth: {dataset: {K:
+#: ...}}}}`` for the memory-balanced one (``InfoPro_balanced_memory``,
+#: paper "InfoPro*"). Release notation: ``[s, b]`` ends a local module
+#: *after* block ``b`` (0-based) of stage ``s`` (1-based), ``[0, 0]`` after
+#: the stem.
+RELEASE_SPLITS: Dict[str, dict] = {
+    'even': {
+        32: {
+            1: [],
+            2: [[2, 1]],
+            3: [[1, 4], [2, 4]],
+            4: [[1, 2], [2, 1], [3, 0]],
+            8: [[1, 0], [1, 2], [1, 4], [2, 1], [2, 3], [3, 0], [3, 2]],
+            16: [[0, 0], [1, 0], [1, 1], [1, 2], [1, 3], [1, 4], [2, 0],
+                 [2, 1], [2, 2], [2, 3], [2, 4], [3, 0], [3, 1], [3, 2],
+                 [3, 3]],
+        },
+        110: {
+            1: [],
+            2: [[2, 8]],
+            3: [[1, 17], [2, 17]],
+            4: [[1, 11], [2, 7], [3, 3]],
+            8: [[1, 4], [1, 11], [2, 0], [2, 7], [2, 14], [3, 3], [3, 10]],
+            16: [[1, 1], [1, 4], [1, 7], [1, 10], [1, 13], [1, 16], [2, 1],
+                 [2, 4], [2, 7], [2, 11], [2, 15], [3, 1], [3, 5], [3, 9],
+                 [3, 13]],
+        },
+    },
+    'balanced': {
+        110: {
+            'cifar10': {
+                1: [],
+                2: [[1, 14]],
+                3: [[1, 9], [2, 2]],
+                4: [[1, 6], [1, 14], [2, 8]],
+            },
+            'stl10': {
+                1: [],
+                2: [[1, 14]],
+                3: [[1, 8], [2, 1]],
+                4: [[1, 6], [1, 14], [2, 8]],
+            },
+        },
+    },
+}
+
+
+def cifar_stage_blocks(depth) -> Tuple[int, int, int]:
+    """Blocks per stage of ResNet-``depth``: ``depth = 6n + 2`` -> (n, n, n).
+
+    Raises:
+        ValueError naming the depth and the allowed values.
+    """
+    if not _is_int(depth) or depth < 8 or (depth - 2) % 6:
+        raise ValueError(
+            f'CifarResNet: depth must be 6n+2 with n >= 1 (20, 32, 44, 56, '
+            f'110, ...), got {depth!r}')
+    n = (depth - 2) // 6
+    return (n, n, n)
+
+
+def release_to_split_points(release, stage_blocks: Sequence[int]
+                            ) -> List[SplitPoint]:
+    """The release's cut notation -> ``split_points`` (cuts before blocks).
+
+    In the release (``networks/resnet.py``, ``InfoProResNet.forward``) the
+    training loop runs the stem, checks ``infopro_config[i] == [0, 0]``,
+    then for ``stage_i in (1, 2, 3)`` and ``layer_i in range(blocks)`` runs
+    ``layer{stage_i}[layer_i]`` and *then* checks ``infopro_config[i] ==
+    [stage_i, layer_i]``; on a match it computes module ``i``'s local loss
+    on that output, back-propagates it and detaches. So ``[s, b]`` means:
+    the local module ends *after* block ``b`` (0-based) of stage ``s``
+    (1-based); ``[0, 0]`` means it ends after the stem. Here a cut is
+    written before the next block: ``[s, b]`` -> ``(s, b + 1)``, or
+    ``(s + 1, 0)`` after a stage's last block; ``[0, 0]`` -> ``(1, 0)``.
+
+    Args:
+        release: list of ``[stage, block]`` pairs in network order.
+        stage_blocks: blocks per stage, e.g. ``(18, 18, 18)``.
+
+    Returns:
+        list of ``(stage, block)`` cuts.
+
+    Raises:
+        TypeError / ValueError naming the bad entry and the allowed range.
+    """
+    release = _as_list(release)
+    if isinstance(release, (str, bytes)) or not isinstance(release, Sequence):
+        raise TypeError('release split points must be a list of [stage, '
+                        f'block] pairs, got {release!r}')
+    num_stages = len(stage_blocks)
+    cuts = []
+    for entry in release:
+        entry = _as_list(entry)
+        if (isinstance(entry, (str, bytes))
+                or not isinstance(entry, Sequence) or len(entry) != 2
+                or not all(_is_int(v) for v in entry)):
+            raise TypeError('release split points: each entry must be a '
+                            f'[stage, block] pair of ints, got {entry!r}')
+        stage, block = (int(v) for v in entry)
+        if stage == 0:
+            if block != 0:
+                raise ValueError(
+                    f'release split points: {[stage, block]} is in stage 0 '
+                    '(the stem), whose only entry is [0, 0]')
+            cuts.append((1, 0))
+            continue
+        if not 1 <= stage <= num_stages:
+            raise ValueError(
+                f'release split points: {[stage, block]} has stage {stage}, '
+                f'allowed range is 0 (the stem, [0, 0]) or 1..{num_stages}')
+        if not 0 <= block < stage_blocks[stage - 1]:
+            raise ValueError(
+                f'release split points: {[stage, block]} has block {block}, '
+                f'stage {stage} has blocks 0..{stage_blocks[stage - 1] - 1}')
+        if block + 1 < stage_blocks[stage - 1]:
+            cuts.append((stage, block + 1))
+        elif stage < num_stages:
+            cuts.append((stage + 1, 0))
+        else:
+            raise ValueError(
+                f'release split points: {[stage, block]} ends the last '
+                'block of the network, which would leave the last local '
+                f'module without a block; the last allowed entry is '
+                f'{[num_stages, stage_blocks[-1] - 2]}')
+    for prev, cur in zip(cuts, cuts[1:]):
+        if cur <= prev:
+            raise ValueError('release split points must be distinct and in '
+                             f'network order, got {release!r}')
+    return cuts
+
+
+def release_split_points(depth: int, num_modules: int, balanced: bool = False,
+                         dataset: str = 'cifar10') -> List[SplitPoint]:
+    """Our ``split_points`` for one of the release's published splits.
+
+    Args:
+        depth: 32 or 110 (``balanced`` only 110).
+        num_modules: K; the even table has 1, 2, 3, 4, 8, 16, the balanced
+            one 1, 2, 3, 4.
+        balanced: the memory-balanced table (paper: InfoPro*) instead of
+            the even one (paper: InfoPro).
+        dataset: the balanced table's dataset, ``'cifar10'`` or
+            ``'stl10'`` (the release has none for SVHN); ignored otherwise.
+
+    Returns:
+        list of ``(stage, block)`` cuts, e.g. ``[(2, 9)]`` for ResNet-110,
+        K=2, even (release ``[[2, 8]]``) and ``[(1, 15)]`` balanced
+        (release ``[[1, 14]]``).
+    """
+    table = RELEASE_SPLITS['balanced' if balanced else 'even']
+    name = 'balanced (InfoPro*)' if balanced else 'even (InfoPro)'
+    if depth not in table:
+        raise ValueError(f'the release has no {name} split table for depth '
+                         f'{depth!r}; it has depths {sorted(table)}')
+    table = table[depth]
+    if balanced:
+        if dataset not in table:
+            raise ValueError(
+                f'the release has no balanced (InfoPro*) split table for '
+                f'dataset {dataset!r}; it has {sorted(table)}')
+        table = table[dataset]
+    if num_modules not in table:
+        raise ValueError(
+            f'the release has no {name} split for ResNet-{depth} with '
+            f'K={num_modules!r}; it has K in {sorted(table)}')
+    return release_to_split_points(table[num_modules],
+                                   cifar_stage_blocks(depth))
+
+
+class CifarBasicBlock(nn.Module):
+    """3x3 conv (stride) - norm - ReLU - [dropout] - 3x3 conv - norm, plus
+    the shortcut (identity, or 1x1 conv stride + norm when the shape
+    changes), then ReLU. (N, in_channels, H, W) -> (N, channels, H/s, W/s).
+    """
+
+    def __init__(self, in_channels: int, channels: int, stride: int = 1,
+                 norm_cfg: Optional[dict] = None, dropout_rate: float = 0.0):
+        super().__init__()
+        norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
+        self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1,
+                               bias=False)
+        self.norm1 = build_norm_layer(norm_cfg, channels)[1]
+        self.conv2 = nn.Conv2d(channels, channels, 3, 1, 1, bias=False)
+        self.norm2 = build_norm_layer(norm_cfg, channels)[1]
+        self.relu = nn.ReLU(inplace=True)
+        self.dropout = nn.Dropout(dropout_rate) if dropout_rate > 0 else None
+        self.downsample = None
+        if stride != 1 or in_channels != channels:
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride, bias=False),
+                build_norm_layer(norm_cfg, channels)[1])
+
+    def forward(self, x: Tensor) -> Tensor:
+        out = self.relu(self.norm1(self.conv1(x)))
+        if self.dropout is not None:
+            out = self.dropout(out)
+        out = self.norm2(self.conv2(out))
+        shortcut = x if self.downsample is None else self.downsample(x)
+        return self.relu(out + shortcut)
+
+
+@MODELS.register_module()
+class CifarResNet(BaseModule):
+    """ResNet-(6n+2) for small images (see the module doc).
+
+    Args:
+        depth: 6n+2, e.g. 20, 32, 44, 56, 110.
+        in_channels: image channels (3).
+        base_channels: channels of the stem and stage 1; stages 2 and 3
+            double them (16 -> 16, 32, 64 as the release's
+            ``wide_list=(16, 16, 32, 64)``).
+        out_indices: 0-based stages whose outputs ``forward`` returns
+            (default ``(2,)``, the last).
+        norm_cfg: normalisation layers (default BN).
+        dropout_rate: dropout between the two convs of every block (the
+            release's ``--droprate``, 0 in all its commands).
+        init_cfg: mmengine init config; None keeps the release's init
+            (conv: normal, std sqrt(2 / (k*k*out_channels)); norm: 1, 0).
+
+    Shapes: (N, in_channels, H, W) -> tuple of (N, base*2^i, H/2^i, W/2^i)
+    for ``i`` in ``out_indices``.
+    """
+
+    def __init__(self,
+                 depth: int,
+                 in_channels: int = 3,
+                 base_channels: int = 16,
+                 out_indices: Sequence[int] = (2,),
+                 norm_cfg: Optional[dict] = None,
+                 dropout_rate: float = 0.0,
+                 init_cfg=None):
+        super().__init__(init_cfg=init_cfg)
+        self.depth = depth
+        self.stage_blocks = cifar_stage_blocks(depth)
+        out_indices = tuple(_as_list(out_indices))
+        if not out_indices or any(not _is_int(i) or not 0 <= i < 3
+                                  for i in out_indices):
+            raise ValueError('CifarResNet: out_indices must be stage '
+                             f'indices in 0..2, got {out_indices!r}')
+        self.out_indices = out_indices
+        self.in_channels = in_channels
+        self.base_channels = base_channels
+        self.stem_channels = base_channels
+        self.norm_cfg = dict(norm_cfg or dict(type='BN', requires_grad=True))
+        self.conv1 = nn.Conv2d(in_channels, base_channels, 3, 1, 1,
+                               bias=False)
+        self.norm1 = build_norm_layer(self.norm_cfg, base_channels)[1]
+        self.relu = nn.ReLU(inplace=True)
+        self.res_layers = []
+        channels_in = base_channels
+        for i, num_blocks in enumerate(self.stage_blocks):
+            channels = base_channels * 2**i
+            blocks = [
+                CifarBasicBlock(channels_in if b == 0 else channels,
+                                channels, 2 if i > 0 and b == 0 else 1,
+                                self.norm_cfg, dropout_rate)
+                for b in range(num_blocks)
+            ]
+            name = f'layer{i + 1}'
+            self.add_module(name, nn.Sequential(*blocks))
+            self.res_layers.append(name)
+            channels_in = channels
+        if init_cfg is None:
+            self._release_init()
+
+    def _release_init(self):
+        for m in self.modules():
+            if isinstance(m, nn.Conv2d):
+                fan_out = m.kernel_size[0] * m.kernel_size[1] * m.out_channels
+                nn.init.normal_(m.weight, 0, math.sqrt(2.0 / fan_out))
+            elif isinstance(m, (nn.BatchNorm2d, nn.GroupNorm)):
+                nn.init.ones_(m.weight)
+                nn.init.zeros_(m.bias)
+
+    def stage_channels(self, stage: int) -> int:
+        """Channels of the 1-based ``stage``'s blocks."""
+        return self.base_channels * 2**(stage - 1)
+
+    def forward(self, x: Tensor) -> tuple:
+        x = self.relu(self.norm1(self.conv1(x)))
+        outs = []
+        for i, name in enumerate(self.res_layers):
+            x = getattr(self, name)(x)
+            if i in self.out_indices:
+                outs.append(x)
+        return tuple(outs)
+
+
+@MODELS.register_module()
+class InfoProCifarResNet(CuttableBackbone, CifarResNet):
+    """:class:`CifarResNet` cut into local modules.
+
+    Units: ``'stem'`` (conv1, norm1, relu) then ``(stage, block)`` for the
+    blocks of ``layer1`` .. ``layer3`` (stage 1-based, block 0-based).
+
+    ``split_points`` takes one of
+
+    * ``[(stage, block), ...]``: cuts before those blocks (the contract's
+      notation). Unlike the ImageNet families, ``(1, 0)`` is allowed: the
+      stem is a trainable conv-BN, and the release's ResNet-32 K=16 split
+      makes it a local module of its own (release ``[0, 0]``);
+    * ``dict(release=[[stage, block], ...])``: the release's notation (a
+      module ends *after* block ``block`` of stage ``stage``, ``[0, 0]``
+      after the stem), see :func:`release_to_split_points`;
+    * ``dict(table='even' | 'balanced', num_modules=K,
+      dataset='cifar10')``: one of the release's published splits, see
+      :func:`release_split_points` (``depth`` is the backbone's).
+
+    E.g. ResNet-110, K=2: ``dict(release=[[2, 8]])`` == ``[(2, 9)]`` (the
+    release's even split), ``dict(release=[[1, 14]])`` == ``[(1, 15)]``
+    (its balanced split, InfoPro*).
+    """
+    plain_type = 'CifarResNet'
+
+    def __init__(self, split_points=(), **kwargs):
+        super().__init__(split_points=(), **kwargs)
+        if isinstance(split_points, Mapping):
+            split_points = self._from_release(dict(split_points))
+        self.split_points = normalize_blocks(
+            split_points, self.stage_blocks, 'split_points',
+            first_allowed=True, stem=False)
+
+    def _from_release(self, spec: dict) -> List[SplitPoint]:
+        if set(spec) == {'release'}:
+            return release_to_split_points(spec['release'], self.stage_blocks)
+        if 'table' in spec and set(spec) <= {'table', 'num_modules',
+                                            'dataset'}:
+            if spec['table'] not in ('even', 'balanced') \
+                    or 'num_modules' not in spec:
+                raise ValueError(
+                    "split_points=dict(table=...) needs table='even' or "
+                    "'balanced' and num_modules=K, got " + repr(spec))
+            return release_split_points(
+                self.depth, spec['num_modules'],
+                balanced=spec['table'] == 'balanced',
+                dataset=spec.get('dataset', 'cifar10'))
+        raise ValueError(
+            'split_points as a dict must be dict(release=[[stage, block], '
+            "...]) or dict(table='even'|'balanced', num_modules=K, "
+            f"dataset='cifar10'|'stl10'), got {spec!r}")
+
+    # ------------------------------------------------- family interface
+    def _stage_depths(self):
+        return self.stage_blocks
+
+    def _has_stem(self) -> bool:
+        return True
+
+    def get_block(self, stage: int, block: int) -> nn.Module:
+        return getattr(self, self.res_layers[stage - 1])[block]
+
+    def _unit_parts(self, unit: Unit):
+        if unit == 'stem':
+            return [self.conv1, self.norm1, self.relu]
+        return [self.get_block(*unit)]
+
+    def _run_unit(self, unit: Unit, x: Tensor
+                  ) -> Tuple[Tensor, Optional[Tensor]]:
+        if unit == 'stem':
+            return self.relu(self.norm1(self.conv1(x))), None
+        stage, block = unit
+        x = self.get_block(stage, block)(x)
+        ends = block == self.stage_blocks[stage - 1] - 1
+        return x, x if ends and stage - 1 in self.out_indices else None
+
+    def _unit_out_channels(self, unit: Unit) -> int:
+        if unit == 'stem':
+            return self.stem_channels
+        return self.stage_channels(unit[0])
