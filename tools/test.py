@@ -1,4 +1,4 @@
-"""Test (and evaluate) a segmentor, exactly like mmseg's tools/test.py.
+"""Test (and evaluate) a model, exactly like mmseg's tools/test.py.
 
     python tools/test.py CONFIG CHECKPOINT [--work-dir DIR] [--out DIR]
         [--show] [--show-dir DIR] [--tta] [--cfg-options k=v ...]
@@ -19,7 +19,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmseg_infopro.engine import (cpu_default_model_wrapper,
-                                           init_cpu_process_group)
+                                  init_cpu_process_group)
 
 
 def parse_args(argv=None):

@@ -1,7 +1,10 @@
-"""Train a segmentor, exactly like mmseg's tools/train.py, with InfoPro.
+"""Train a model, exactly like mmseg's tools/train.py, with InfoPro.
 
     python tools/train.py CONFIG [--work-dir DIR] [--resume] [--amp]
         [--cfg-options k=v ...] [--launcher {none,pytorch,slurm,mpi}]
+
+The registry scope is the config's ``default_scope`` (mmseg's configs set
+``'mmseg'``), so configs of other OpenMMLab scopes run unchanged.
 """
 import argparse
 import logging
@@ -18,11 +21,11 @@ except ImportError:  # running from a source checkout without install
 from mmengine.config import Config, DictAction
 from mmengine.device import get_device
 from mmengine.logging import print_log
+from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmseg.registry import RUNNERS
 from mmseg_infopro.engine import (cpu_default_model_wrapper,
-                                           init_cpu_process_group)
+                                  init_cpu_process_group)
 
 
 def parse_args(argv=None):
@@ -117,8 +120,10 @@ def main(argv=None):
         cpu_default_model_wrapper(cfg)
     if 'runner_type' not in cfg:
         runner = Runner.from_cfg(cfg)
-    else:
-        runner = RUNNERS.build(cfg)
+    else:  # a custom runner, from the config's own scope
+        with RUNNERS.switch_scope_and_registry(
+                cfg.get('default_scope', None)) as runners:
+            runner = runners.build(cfg)
     runner.train()
     return runner
 
