@@ -6,6 +6,8 @@
 #   bash tools/run_benchmarks.sh --transformers   # + SegFormer-B5, Swin-B
 #                                         # fake-mode rows and front (~1 h)
 #   bash tools/run_benchmarks.sh --time   # + CPU step-time rows (~1.5 h)
+#   bash tools/run_benchmarks.sh --classification  # + CIFAR ResNet-110 and
+#                                         # ImageNet ResNet-101 rows (~15 min)
 #   bash tools/run_benchmarks.sh --gpu    # + GPU rows (needs CUDA)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -80,13 +82,29 @@ for arg in "$@"; do
       python tools/benchmark.py work_dirs/plans/r50_budget-0.45x.py --batch 2 \
         --size 256 512 --schedules e2e,infopro --repeat 9 --warmup 1 --flops \
         --out $B/r50_b2_256x512_cpu_2threads_plan_0.45x.json ;;
+    --classification)
+      C=configs/classification
+      CF="--batch 1024 --fake --flops"
+      python tools/benchmark.py $C/resnet110_k2_cifar10.py $CF \
+        --out $B/r110_cifar10_b1024_fake_k2.json
+      for cfg in k2-balanced k3-balanced k4-balanced k4; do
+        python tools/benchmark.py $C/resnet110_${cfg}_cifar10.py $CF \
+          --schedules e2e,infopro --out $B/r110_cifar10_b1024_fake_$cfg.json
+      done
+      python tools/benchmark.py $C/resnet110_k2_cifar10.py $CF --num-modules 4 \
+        --schedules e2e,infopro --out $B/r110_cifar10_b1024_fake_auto_k4.json
+      python tools/plan_splits.py $C/resnet110_k2_cifar10.py --memory-budget 0.30x \
+        --batch 1024 --fake --write work_dirs/plans/r110_budget-0.30x.py \
+        --out $B/r110_cifar10_b1024_fake_budget_0.30x.json
+      python tools/benchmark.py $C/resnet101_k2_imagenet.py --batch 64 \
+        --size 224 224 --fake --flops --out $B/r101_imagenet_b64_fake_k2.json ;;
     --gpu)
       python tools/benchmark.py $R101 --device cuda --batch 2 --size 512 1024 \
         --repeat 10 --warmup 3 --out $B/r101_b2_512x1024_cuda.json
       python tools/benchmark.py $R101 --device cuda --batch 2 --size 512 1024 \
         --num-modules 2 --schedules e2e,infopro --repeat 10 --warmup 3 \
         --out $B/r101_b2_512x1024_cuda_auto_k2.json ;;
-    *) echo "unknown argument $arg (use --transformers, --time or --gpu)" >&2
+    *) echo "unknown argument $arg (use --transformers, --time, --classification or --gpu)" >&2
        exit 2 ;;
   esac
 done

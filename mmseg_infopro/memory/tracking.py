@@ -165,8 +165,19 @@ def schedule_model_cfg(cfg: Config, schedule: str,
 
 
 def config_cuts(cfg: Config) -> List[Tuple[int, int]]:
-    """The config's own cuts, ``model.backbone.split_points``."""
-    return [tuple(c) for c in cfg.model.backbone.get('split_points', [])]
+    """The config's own cuts, ``model.backbone.split_points``, as
+    ``(stage, block)`` pairs. Another notation a backbone accepts (e.g. the
+    CIFAR ResNet's ``dict(table='balanced', num_modules=2)``) is resolved
+    by building the backbone (the contract's ``split_points``)."""
+    points = cfg.model.backbone.get('split_points', None) or []
+    if isinstance(points, (list, tuple)):
+        return [tuple(c) for c in points]
+    from mmengine.registry import MODELS
+    backbone = copy.deepcopy(cfg.model.backbone)
+    backbone.pop('init_cfg', None)
+    backbone.pop('pretrained', None)
+    with MODELS.switch_scope_and_registry(config_scope(cfg)) as registry:
+        return [tuple(c) for c in registry.build(backbone).split_points]
 
 
 def config_checkpoint(cfg: Config) -> dict:

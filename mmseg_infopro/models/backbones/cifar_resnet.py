@@ -20,6 +20,7 @@ import math
 from typing import Dict, List, Mapping, Optional, Sequence, Tuple
 
 import torch.nn as nn
+import torch.utils.checkpoint as cp
 from mmcv.cnn import build_norm_layer
 from mmengine.model import BaseModule
 from torch import Tensor
@@ -204,11 +205,15 @@ class CifarBasicBlock(nn.Module):
     """3x3 conv (stride) - norm - ReLU - [dropout] - 3x3 conv - norm, plus
     the shortcut (identity, or 1x1 conv stride + norm when the shape
     changes), then ReLU. (N, in_channels, H, W) -> (N, channels, H/s, W/s).
+    ``with_cp``: recompute the block in backward (``torch.utils.checkpoint``)
+    when its input requires grad, as mmseg's ResNet blocks.
     """
 
     def __init__(self, in_channels: int, channels: int, stride: int = 1,
-                 norm_cfg: Optional[dict] = None, dropout_rate: float = 0.0):
+                 norm_cfg: Optional[dict] = None, dropout_rate: float = 0.0,
+                 with_cp: bool = False):
         super().__init__()
+        self.with_cp = with_cp
         norm_cfg = norm_cfg or dict(type='BN', requires_grad=True)
         self.conv1 = nn.Conv2d(in_channels, channels, 3, stride, 1,
                                bias=False)
@@ -223,13 +228,20 @@ class CifarBasicBlock(nn.Module):
                 nn.Conv2d(in_channels, channels, 1, stride, bias=False),
                 build_norm_layer(norm_cfg, channels)[1])
 
-    def forward(self, x: Tensor) -> Tensor:
+    def _inner(self, x: Tensor) -> Tensor:
         out = self.relu(self.norm1(self.conv1(x)))
         if self.dropout is not None:
             out = self.dropout(out)
         out = self.norm2(self.conv2(out))
         shortcut = x if self.downsample is None else self.downsample(x)
-        return self.relu(out + shortcut)
+        return out + shortcut
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.with_cp and x.requires_grad:
+            out = cp.checkpoint(self._inner, x, use_reentrant=False)
+        else:
+            out = self._inner(x)
+        return self.relu(out)
 
 
 @MODELS.register_module()
@@ -247,6 +259,8 @@ class CifarResNet(BaseModule):
         norm_cfg: normalisation layers (default BN).
         dropout_rate: dropout between the two convs of every block (the
             release's ``--droprate``, 0 in all its commands).
+        with_cp: gradient checkpointing of every block (as mmseg's
+            ResNet: only where the block's input requires grad).
         init_cfg: mmengine init config; None keeps the release's init
             (conv: normal, std sqrt(2 / (k*k*out_channels)); norm: 1, 0).
 
@@ -261,6 +275,7 @@ class CifarResNet(BaseModule):
                  out_indices: Sequence[int] = (2,),
                  norm_cfg: Optional[dict] = None,
                  dropout_rate: float = 0.0,
+                 with_cp: bool = False,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         self.depth = depth
@@ -286,7 +301,7 @@ class CifarResNet(BaseModule):
             blocks = [
                 CifarBasicBlock(channels_in if b == 0 else channels,
                                 channels, 2 if i > 0 and b == 0 else 1,
-                                self.norm_cfg, dropout_rate)
+                                self.norm_cfg, dropout_rate, with_cp)
                 for b in range(num_blocks)
             ]
             name = f'layer{i + 1}'

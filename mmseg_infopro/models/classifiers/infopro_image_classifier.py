@@ -114,21 +114,25 @@ class InfoProImageClassifier(LocalLearningModel, ImageClassifier):
 
 def synthetic_cls_batch(batch: int, size: Tuple[int, int], num_classes: int,
                         seed: int = 0) -> dict:
-    """A fabricated dataloader batch: ``dict(inputs=[uint8 (3, H, W)],
+    """A fabricated dataloader batch: ``dict(inputs=uint8 (N, 3, H, W),
     data_samples=[ClsDataSample])``, random images and labels (every class
     at least once when ``batch >= num_classes``). Fake tensors under
-    FakeTensorMode."""
+    FakeTensorMode.
+
+    The images come stacked (``ImgDataPreprocessor`` takes a batch tensor
+    as well as the dataloader's list; its list path computes the padding
+    from tensor values, which FakeTensorMode cannot do)."""
     from torch._guards import active_fake_mode
 
-    from ...datasets.classification import ClsDataSample
+    from ...datasets.classification.structures import ClsDataSample
     h, w = size
     gen = None
     if active_fake_mode() is None:
         gen = torch.Generator().manual_seed(seed)
-    inputs, samples = [], []
+    inputs = torch.randint(0, 256, (batch, 3, h, w), generator=gen,
+                           dtype=torch.uint8)
+    samples = []
     for i in range(batch):
-        inputs.append(torch.randint(0, 256, (3, h, w), generator=gen,
-                                    dtype=torch.uint8))
         sample = ClsDataSample()
         sample.set_gt_label(i % num_classes)
         sample.set_metainfo(dict(img_shape=(h, w), ori_shape=(h, w)))

@@ -8,6 +8,9 @@ The pieces of the InfoPro release's CIFAR/SVHN/STL-10 experiments
 * :class:`AuxClassifier1c2f`: the task term's net (its ``'1c2f'`` aux net),
   trained with :class:`SupConLoss` (``'contrast'``) or cross-entropy
   (``'softmax'``, the release's ``'cross_entropy'``);
+* :class:`AuxConvClassifier`: the ImageNet experiments' aux net
+  (``Experiments on ImageNet/networks/resnet.py``, ``self.head``); their
+  decoder is the segmentation one, :class:`ReconstructionDecoder`;
 * :class:`InfoProClsLocalHead`: both, weighted;
 * :func:`interpolated_weights` and :data:`RELEASE_LOSS_WEIGHTS`: the
   release's per-module weights.
@@ -229,6 +232,54 @@ class AuxClassifier1c2f(nn.Module):
 
 
 @MODELS.register_module()
+class AuxConvClassifier(nn.Module):
+    """The ImageNet release's aux net: a stack of conv -> norm -> ReLU
+    blocks, global average pooling, one linear layer.
+
+    Defaults are the release's for a ResNet cut inside layer2 (C=512,
+    28x28): 1x1 C->128, 3x3 stride 2 ->256, 3x3 stride 2 ->512, 1x1
+    ->2048, pool, linear -> ``num_classes`` (``mode='softmax'``) or
+    ``feature_dim`` (``mode='contrast'``, L2-normalised).
+
+    Shapes: (N, C, H, W) -> (N, num_classes) or (N, feature_dim).
+    """
+
+    def __init__(self, in_channels: int, num_classes: int = 1000,
+                 mode: str = 'softmax',
+                 channels: Sequence[int] = (128, 256, 512, 2048),
+                 kernel_sizes: Sequence[int] = (1, 3, 3, 1),
+                 strides: Sequence[int] = (1, 2, 2, 1),
+                 feature_dim: int = 128,
+                 norm_cfg: Optional[dict] = None):
+        super().__init__()
+        if mode not in ('contrast', 'softmax'):
+            raise ValueError("AuxConvClassifier: mode must be 'contrast' or "
+                             f"'softmax', got {mode!r}")
+        if not len(channels) == len(kernel_sizes) == len(strides) >= 1:
+            raise ValueError(
+                'AuxConvClassifier: channels, kernel_sizes and strides must '
+                f'have the same length >= 1, got {channels!r}, '
+                f'{kernel_sizes!r}, {strides!r}')
+        self.mode = mode
+        layers, cin = [], in_channels
+        for cout, k, stride in zip(channels, kernel_sizes, strides):
+            layers += [
+                nn.Conv2d(cin, cout, k, stride, k // 2, bias=False),
+                build_norm_layer(dict(norm_cfg or _DEFAULT_NORM), cout)[1],
+                nn.ReLU()
+            ]
+            cin = cout
+        self.convs = nn.Sequential(*layers)
+        self.fc = nn.Linear(cin,
+                            feature_dim if mode == 'contrast' else num_classes)
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = F.adaptive_avg_pool2d(self.convs(x), 1).flatten(1)
+        x = self.fc(x)
+        return F.normalize(x, dim=1) if self.mode == 'contrast' else x
+
+
+@MODELS.register_module()
 class SupConLoss(nn.Module):
     """Supervised contrastive loss (Khosla et al. 2020), one view per sample,
     as the release computes it (``networks/losses.py``, contrast_mode
@@ -297,9 +348,16 @@ class InfoProClsLocalHead(BaseModule):
         loss_aux_weight: the release's ``ixy`` (>= 0).
         aux_mode: ``'contrast'`` or ``'softmax'``.
         aux_head: kwargs of :class:`AuxClassifier1c2f` (default its
-            defaults), or None for no aux loss.
-        recons_head: kwargs of :class:`ImageReconsDecoder`, or None for no
-            reconstruction loss (then it is a greedy supervised local head).
+            defaults); with a ``type`` key, another registered aux net
+            taking ``(in_channels, num_classes=, mode=, norm_cfg=)``, e.g.
+            ``dict(type='AuxConvClassifier')`` (ImageNet); or None for no
+            aux loss.
+        recons_head: kwargs of :class:`ImageReconsDecoder`; with a
+            ``type`` key another registered decoder with ``loss(x, image,
+            mask)``, e.g. ``dict(type='ReconstructionDecoder')`` (ImageNet:
+            the paper's x2 upsampling decoder); or None for no
+            reconstruction loss (then it is a greedy supervised local
+            head).
         temperature: of :class:`SupConLoss` (0.07).
         norm_cfg: normalisation layers of both nets.
         target_channels: accepted (the engine fills it in) and unused.
@@ -342,12 +400,12 @@ class InfoProClsLocalHead(BaseModule):
         self.aux_mode = aux_mode
         self.loss_recons_weight = float(loss_recons_weight)
         self.loss_aux_weight = float(loss_aux_weight)
-        self.aux_head = None if aux_head is None else AuxClassifier1c2f(
-            in_channels, num_classes if num_classes is not None else 1,
-            mode=aux_mode, norm_cfg=norm_cfg, **dict(aux_head))
-        self.recons_head = None if recons_head is None else \
-            ImageReconsDecoder(in_channels, norm_cfg=norm_cfg,
-                               **dict(recons_head))
+        self.aux_head = None if aux_head is None else _build_sub(
+            aux_head, AuxClassifier1c2f, in_channels,
+            num_classes=num_classes if num_classes is not None else 1,
+            mode=aux_mode, norm_cfg=norm_cfg)
+        self.recons_head = None if recons_head is None else _build_sub(
+            recons_head, ImageReconsDecoder, in_channels, norm_cfg=norm_cfg)
         self.supcon = SupConLoss(temperature)
 
     @property
@@ -392,3 +450,19 @@ class InfoProClsLocalHead(BaseModule):
             losses['loss_recons'] = \
                 recons['loss_recons'] * self.loss_recons_weight
         return losses
+
+
+def _build_sub(cfg: Mapping, default: type, in_channels: int, **defaults):
+    """A sub-net of :class:`InfoProClsLocalHead`: ``default(in_channels,
+    **defaults, **cfg)``, or the registered ``cfg['type']`` likewise."""
+    cfg = dict(cfg)
+    cls = default
+    if 'type' in cfg:
+        name = cfg.pop('type')
+        cls = MODELS.get(name) if isinstance(name, str) else name
+        if cls is None:
+            raise KeyError(f'InfoProClsLocalHead: no model type {name!r} is '
+                           'registered in mmseg')
+    for key, value in defaults.items():
+        cfg.setdefault(key, value)
+    return cls(in_channels, **cfg)

@@ -1,0 +1,9 @@
+# CIFAR ResNet-110 on CIFAR-10, K=16: InfoPro (the release's even split), the
+# contrastive local loss and the release's loss weights (recons, aux),
+# interpolated from the first local module to the last. Cuts (ours, before
+# (stage, block)): [(1, 2), (1, 5), (1, 8), (1, 11), (1, 14), (1, 17), (2, 2), (2, 5), (2, 8), (2, 12), (2, 16), (3, 2), (3, 6), (3, 10), (3, 14)].
+# Softmax local loss: --cfg-options model.local_heads.aux_mode=softmax
+_base_ = './_base_/resnet110_cifar10.py'
+model = dict(
+    backbone=dict(split_points=dict(table='even', num_modules=16)),
+    local_loss_weights=dict(first=(5, 0), last=(0.5, 1)))

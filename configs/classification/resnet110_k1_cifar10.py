@@ -1,0 +1,4 @@
+# CIFAR ResNet-110 on CIFAR-10, end to end (K=1): the baseline of the
+# K>1 configs, through the same code. Published test error: see README.
+_base_ = './_base_/resnet110_cifar10.py'
+model = dict(local_heads=None)  # K=1: no local module

@@ -1,0 +1,9 @@
+# CIFAR ResNet-32 on CIFAR-10, K=16: InfoPro (the release's even split), the
+# contrastive local loss and the release's loss weights (recons, aux),
+# interpolated from the first local module to the last. Cuts (ours, before
+# (stage, block)): [(1, 0), (1, 1), (1, 2), (1, 3), (1, 4), (2, 0), (2, 1), (2, 2), (2, 3), (2, 4), (3, 0), (3, 1), (3, 2), (3, 3), (3, 4)].
+# Softmax local loss: --cfg-options model.local_heads.aux_mode=softmax
+_base_ = './_base_/resnet32_cifar10.py'
+model = dict(
+    backbone=dict(split_points=dict(table='even', num_modules=16)),
+    local_loss_weights=dict(first=(5, 0.05), last=(0.2, 0.5)))

@@ -1,0 +1,9 @@
+# CIFAR ResNet-32 on CIFAR-10, K=4: InfoPro (the release's even split), the
+# contrastive local loss and the release's loss weights (recons, aux),
+# interpolated from the first local module to the last. Cuts (ours, before
+# (stage, block)): [(1, 3), (2, 2), (3, 1)].
+# Softmax local loss: --cfg-options model.local_heads.aux_mode=softmax
+_base_ = './_base_/resnet32_cifar10.py'
+model = dict(
+    backbone=dict(split_points=dict(table='even', num_modules=4)),
+    local_loss_weights=dict(first=(6, 0), last=(1, 2)))
