@@ -6,467 +6,101 @@
     python tools/gpu_check.py pytest-counts OUT.json JUNIT.xml
     python tools/gpu_check.py report OUT.json STAGE_DIR
 
-``amp``   real AMP (mmengine's AmpOptimWrapper, dynamic loss scale, fp16
-          autocast: what ``tools/train.py --amp`` builds) against fp32
-          (OptimWrapper): K=2 InfoPro training steps from the same weights
-          on the same batches with the same dropout masks; per step every
-          logged loss of both, their relative difference, the loss scale,
-          the autocast dtype seen inside module 1 and module 2, and each
-          step's peak memory. ``--cpu``: the CPU stand-in (bf16 autocast,
-          a CPU GradScaler, the small demo model), to test this script.
-``hook``  a few iterations of tools/train.py on generated data with
-          InfoProMemoryHook at interval 1; reads ``mem.*`` back from the
-          run's scalars.json.
+The command-line face of :mod:`mmseg_infopro.memory.device_check`, which
+says what each stage measures and when it passes:
+
+``amp``   AMP (AmpOptimWrapper, dynamic loss scale, fp16 autocast) against
+          fp32 training steps (``amp_check``); ``--cpu``: the CPU stand-in
+          (bf16 autocast, a CPU GradScaler, the small demo model).
+``hook``  a few iterations of tools/train.py with InfoProMemoryHook at
+          interval 1 (``hook_check``).
 ``cuts``  prints the InfoPro cuts of a tools/benchmark.py JSON as
           ``"3,13;4,0"`` (for ``--cuts``).
 ``pytest-counts``  passed / failed / skipped counts of a JUnit XML file.
 ``report`` merges the stage results in STAGE_DIR (``<stage>.status.json``
           written by gpu_check.sh, ``<stage>.json`` by the stage) into one
           JSON with the derived figures, and prints a short summary.
+
+Exit status 0 when the stage's checks passed, else 1.
 """
 import argparse
-import copy
-import glob
-import json
-import math
-import os
+import importlib.util
 import os.path as osp
-import subprocess
 import sys
-import time
 
 REPO = osp.dirname(osp.dirname(osp.abspath(__file__)))
-GPU_CONFIG = osp.join(REPO, 'configs', 'infopro',
-                      'deeplabv3_r101_k2_cityscapes.py')
-DEMO_CONFIG = osp.join(REPO, 'configs', 'demo',
-                       'deeplabv3_r18-tiny_k2_synthetic.py')
-MiB = 2**20
-
-#: amp: largest relative difference AMP vs fp32 of the total loss at the
-#: first step (same weights: precision only) and at any step (after a
-#: skipped AMP step the trajectories differ by one SGD step)
-AMP_TOL = dict(cuda=(0.01, 0.05), cpu=(0.05, 0.1))
+#: the stages that need only the standard library
+STDLIB_STAGES = ('cuts', 'pytest-counts', 'report')
 
 
-def write_json(obj, path):
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(obj, f, indent=1, default=str)
-
-
-def read_json(path):
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def import_package():
+def load_device_check(stdlib_only=False):
+    """:mod:`mmseg_infopro.memory.device_check`. Where the package cannot
+    be imported (a GPU image whose mmseg wheels did not install) and only
+    ``stdlib_only`` stages run, the module file alone, so that the cuts,
+    counts and report still come out."""
     if REPO not in sys.path:
         sys.path.insert(0, REPO)
-    import mmseg_infopro  # noqa: F401  (compat first, registers modules)
-
-
-# ------------------------------------------------------------------- amp
-def synthetic_batch(n, size, num_classes, seed):
-    import torch
-    from mmengine.structures import PixelData
-
-    from mmseg.structures import SegDataSample
-    gen = torch.Generator().manual_seed(seed)
-    h, w = size
-    inputs, samples = [], []
-    for _ in range(n):
-        inputs.append(torch.randint(0, 256, (3, h, w), generator=gen,
-                                    dtype=torch.uint8))
-        # blocky labels (a segmentation-like target, not pixel noise)
-        labels = torch.randint(0, num_classes, (1, h // 16 + 1, w // 16 + 1),
-                               generator=gen)
-        labels = labels.repeat_interleave(16, 1).repeat_interleave(16, 2)
-        sample = SegDataSample()
-        sample.gt_sem_seg = PixelData(data=labels[:, :h, :w].contiguous())
-        sample.set_metainfo(dict(img_shape=(h, w), pad_shape=(h, w),
-                                 ori_shape=(h, w)))
-        samples.append(sample)
-    return dict(inputs=inputs, data_samples=samples)
-
-
-def cpu_amp_optim_wrapper(optimizer):
-    """mmengine's AmpOptimWrapper without its GPU assertion: a CPU
-    GradScaler and bf16 autocast (the CPU stand-in of ``--cpu``)."""
-    import torch
-    from mmengine.optim import AmpOptimWrapper, OptimWrapper
-
-    class CPUAmpOptimWrapper(AmpOptimWrapper):
-
-        def __init__(self, optimizer):
-            OptimWrapper.__init__(self, optimizer=optimizer)
-            self._scale_update_param = None
-            self.cast_dtype = torch.bfloat16
-            self.loss_scaler = torch.amp.GradScaler('cpu')
-
-    return CPUAmpOptimWrapper(optimizer)
-
-
-def run_amp(out, cpu):
-    import torch
-    from mmengine.config import Config
-    from mmengine.model import revert_sync_batchnorm
-    from mmengine.optim import AmpOptimWrapper, OptimWrapper
-    from mmengine.registry import init_default_scope
-
-    from mmseg.registry import MODELS
-    import_package()
-    init_default_scope('mmseg')
-    device = 'cpu' if cpu else 'cuda'
-    if not cpu and not torch.cuda.is_available():
-        raise SystemExit('amp: no CUDA device (use --cpu for the dry run)')
-    config = DEMO_CONFIG if cpu else GPU_CONFIG
-    size = (64, 128) if cpu else (512, 1024)
-    batch, steps = 2, 3 if cpu else 4
-    cfg = Config.fromfile(config)
-    cfg.model.pretrained = None
-    cfg.model.data_preprocessor.size = size
-    torch.manual_seed(0)
-    fp32_model = revert_sync_batchnorm(MODELS.build(cfg.model))
-    amp_model = copy.deepcopy(fp32_model)
-    fp32_model.to(device).train()
-    amp_model.to(device).train()
-    num_classes = cfg.model.decode_head.num_classes
-
-    def sgd(model):
-        return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9,
-                               weight_decay=5e-4)
-
-    fp32_wrapper = OptimWrapper(sgd(fp32_model))
-    if cpu:
-        amp_wrapper = cpu_amp_optim_wrapper(sgd(amp_model))
-    else:  # what tools/train.py --amp builds
-        amp_wrapper = AmpOptimWrapper(optimizer=sgd(amp_model),
-                                      loss_scale='dynamic')
-    # the dtype autocast gives inside module 1 (the stem's first conv) and
-    # module 2 (the decode head's classifier)
-    seen = {}
-
-    def record(name):
-        def hook(module, args, output):
-            seen[name] = str(output.dtype).replace('torch.', '')
-        return hook
-
-    handles = [
-        amp_model.backbone.stem[0].register_forward_hook(record('module1')),
-        amp_model.decode_head.conv_seg.register_forward_hook(
-            record('module2'))
-    ]
-    batches = [synthetic_batch(batch, size, num_classes, s)
-               for s in range(steps)]
-    records = []
-    for step, data in enumerate(batches):
-        row = dict(step=step)
-        for name, model, wrapper in (('fp32', fp32_model, fp32_wrapper),
-                                     ('amp', amp_model, amp_wrapper)):
-            torch.manual_seed(1000 + step)  # same dropout masks
-            if device == 'cuda':
-                torch.cuda.synchronize()
-                torch.cuda.reset_peak_memory_stats()
-            started = time.perf_counter()
-            log_vars = model.train_step(copy.deepcopy(data), wrapper)
-            if device == 'cuda':
-                torch.cuda.synchronize()
-                row[f'{name}_peak_mib'] = \
-                    torch.cuda.max_memory_allocated() / MiB
-            row[f'{name}_time_s'] = time.perf_counter() - started
-            row[name] = {k: float(v) for k, v in log_vars.items()}
-        row['scale'] = float(amp_wrapper.loss_scaler.get_scale())
-        row['rel_diff'] = {
-            k: abs(row['amp'][k] - v) / max(abs(v), 1e-12)
-            for k, v in row['fp32'].items() if k in row['amp']
-        }
-        records.append(row)
-    for h in handles:
-        h.remove()
-    first_tol, any_tol = AMP_TOL['cpu' if cpu else 'cuda']
-    finite = all(
-        math.isfinite(v) for r in records for name in ('fp32', 'amp')
-        for v in r[name].values())
-    loss_diffs = [r['rel_diff']['loss'] for r in records]
-    expected_dtype = 'bfloat16' if cpu else 'float16'
-    checks = dict(
-        finite=finite,
-        first_step_close=loss_diffs[0] <= first_tol,
-        all_steps_close=max(loss_diffs) <= any_tol,
-        autocast=all(seen.get(m) == expected_dtype
-                     for m in ('module1', 'module2')),
-        scale_positive=records[-1]['scale'] > 0)
-    result = dict(
-        device=device, config=osp.relpath(config, REPO), batch=batch,
-        size=list(size), steps=steps, optim_wrapper=type(amp_wrapper).__name__,
-        autocast_dtype=seen, tolerance=dict(first=first_tol, any=any_tol),
-        max_rel_diff_loss=max(loss_diffs), records=records, checks=checks,
-        ok=all(checks.values()))
-    write_json(result, out)
-    print(f'amp: {result["optim_wrapper"]} vs OptimWrapper, {steps} steps, '
-          f'loss rel. diff per step {[f"{d:.2e}" for d in loss_diffs]}, '
-          f'scale {records[-1]["scale"]:g}, autocast {seen}: '
-          f'{"ok" if result["ok"] else "FAILED " + str(checks)}')
-    return 0 if result['ok'] else 1
-
-
-# ------------------------------------------------------------------ hook
-HOOK_CFG = '''_base_ = [{base!r}]
-data_root = {root!r}
-train_dataloader = dict(batch_size=2, num_workers=0, persistent_workers=False,
-                        dataset=dict(data_root=data_root))
-val_dataloader = dict(num_workers=0, persistent_workers=False,
-                      dataset=dict(data_root=data_root))
-test_dataloader = val_dataloader
-model = dict(data_preprocessor=dict(size={size!r}))
-train_cfg = dict(max_iters={iters}, val_interval=1000)
-param_scheduler = [dict(type='PolyLR', eta_min=1e-4, power=0.9, begin=0,
-                        end={iters}, by_epoch=False)]
-default_hooks = dict(logger=dict(interval=1),
-                     checkpoint=dict(interval=1000))
-custom_hooks = [dict(type='InfoProMemoryHook', interval=1)]
-'''
-
-
-def run_hook(out, work_dir, cpu, iters=3):
-    """tools/train.py with InfoProMemoryHook(interval=1) on generated data
-    (the demo K=2 model; on the GPU at 256x512)."""
-    import torch
-    if not cpu and not torch.cuda.is_available():
-        raise SystemExit('hook: no CUDA device (use --cpu for the dry run)')
-    size = (64, 128) if cpu else (256, 512)
-    root = osp.join(work_dir, 'data')
-    env = dict(os.environ, PYTHONPATH=os.pathsep.join(
-        [REPO, os.environ.get('PYTHONPATH', '')]))
-    if cpu:
-        env['CUDA_VISIBLE_DEVICES'] = ''
-    subprocess.run([
-        sys.executable,
-        osp.join(REPO, 'tools', 'make_synthetic_cityscapes.py'),
-        '--root', root, '--num-train', '4', '--num-val', '2', '--height',
-        str(size[0]), '--width', str(size[1]), '--force'
-    ], check=True, env=env)
-    cfg_path = osp.join(work_dir, 'hook_cfg.py')
-    with open(cfg_path, 'w') as f:
-        f.write(HOOK_CFG.format(base=DEMO_CONFIG, root=root, size=size,
-                                iters=iters))
-    train_dir = osp.join(work_dir, 'train')
-    proc = subprocess.run(
-        [sys.executable, osp.join(REPO, 'tools', 'train.py'), cfg_path,
-         '--work-dir', train_dir], env=env, capture_output=True, text=True)
-    sys.stdout.write(proc.stdout[-4000:])
-    sys.stderr.write(proc.stderr[-4000:])
-    records = []
-    for path in glob.glob(osp.join(train_dir, '*', 'vis_data',
-                                   'scalars.json')):
-        with open(path) as f:
-            records += [json.loads(line) for line in f]
-    train = [r for r in records if 'loss' in r]
-    wanted = ('mem.s1', 'mem.s2', 'mem.e2e_est', 'mem.saving')
-    checks = dict(
-        train_rc_0=proc.returncode == 0,
-        iterations_logged=len(train) == iters,
-        mem_keys_every_iteration=bool(train) and all(
-            all(k in r for k in wanted) for r in train),
-        positive=bool(train) and all(
-            r.get(k, 0) > 0 for r in train for k in wanted[:3]))
-    if not cpu:  # mmengine logs `memory` (CUDA max allocated) on a GPU
-        checks['cuda_run'] = bool(train) and all(
-            r.get('memory') is not None for r in train)
-    result = dict(device='cpu' if cpu else 'cuda', size=list(size),
-                  iterations=iters, train_rc=proc.returncode,
-                  mem=[{k: r.get(k) for k in ('iter', ) + wanted}
-                       for r in train],
-                  memory_field=[r.get('memory') for r in train],
-                  checks=checks, ok=all(checks.values()))
-    write_json(result, out)
-    last = result['mem'][-1] if result['mem'] else {}
-    print(f'hook: tools/train.py {iters} iterations, last '
-          + ', '.join(f'{k} {last.get(k)}' for k in wanted) +
-          f': {"ok" if result["ok"] else "FAILED " + str(checks)}')
-    return 0 if result['ok'] else 1
-
-
-# ---------------------------------------------------------------- helpers
-def print_cuts(path):
-    result = read_json(path)
-    if result is None:
-        raise SystemExit(f'cuts: cannot read {path}')
-    cuts = result['schedules']['infopro']['cuts']
-    print(';'.join(f'{a},{b}' for a, b in cuts))
-    return 0
-
-
-def pytest_counts(out, junit):
-    import xml.etree.ElementTree as ET
-    counts = dict(tests=0, passed=0, failed=0, errors=0, skipped=0)
-    failed, skipped = [], []
     try:
-        root = ET.parse(junit).getroot()
-    except (OSError, ET.ParseError) as e:
-        write_json(dict(ok=False, error=f'{junit}: {e}'), out)
-        return 1
-    for case in root.iter('testcase'):
-        counts['tests'] += 1
-        name = f'{case.get("classname")}::{case.get("name")}'
-        if case.find('failure') is not None:
-            counts['failed'] += 1
-            failed.append(name)
-        elif case.find('error') is not None:
-            counts['errors'] += 1
-            failed.append(name)
-        elif case.find('skipped') is not None:
-            counts['skipped'] += 1
-            skipped.append(
-                f'{name}: {case.find("skipped").get("message", "")}')
-        else:
-            counts['passed'] += 1
-    result = dict(counts, failed_tests=failed, skipped_tests=skipped,
-                  ok=counts['failed'] == counts['errors'] == 0
-                  and counts['passed'] > 0)
-    write_json(result, out)
-    print(f'pytest: {counts}')
-    return 0 if result['ok'] else 1
+        from mmseg_infopro.memory import device_check
+        return device_check
+    except ImportError:
+        if not stdlib_only:
+            raise
+    path = osp.join(REPO, 'mmseg_infopro', 'memory', 'device_check.py')
+    spec = importlib.util.spec_from_file_location('device_check', path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
 
 
-# ----------------------------------------------------------------- report
-#: every stage gpu_check.sh runs (``setup`` only when it installs wheels)
-EXPECTED_STAGES = ('env', 'a_amp', 'b_fake_k2', 'b_device_k2', 'b_device_k4',
-                   'b_fake_k4', 'd_hook', 'e_pytest_run', 'e_pytest')
-MEMORY_ROWS = (  # (row, benchmark run, schedule)
-    ('E2E', 'k2', 'e2e'),
-    ('E2E + checkpointing', 'k2', 'checkpoint'),
-    ('InfoPro K=2 (config cut)', 'k2', 'infopro'),
-    ('InfoPro K=4 (planned)', 'k4', 'infopro'),
-)
-
-
-def report(out, stage_dir):
-    stages = {}
-    for path in sorted(glob.glob(osp.join(stage_dir, '*.status.json'))):
-        name = osp.basename(path)[:-len('.status.json')]
-        stages[name] = dict(read_json(path) or {}, result=read_json(
-            osp.join(stage_dir, name + '.json')))
-    for name in EXPECTED_STAGES:
-        stages.setdefault(name, dict(status='missing', result=None))
-    env = read_json(osp.join(stage_dir, 'env.json')) or {}
-
-    def bench(kind, run):
-        st = stages.get(f'b_{kind}_{run}') or {}
-        return st.get('result') or {}
-
-    memory = []
-    for row, run, schedule in MEMORY_ROWS:
-        dev = bench('device', run).get('schedules', {}).get(schedule)
-        fake = bench('fake', run).get('schedules', {}).get(schedule)
-        entry = dict(row=row, cuts=(dev or fake or {}).get('cuts'))
-        if dev:
-            entry['device_peak_mib'] = dev['peak_mib']
-        if fake:
-            entry['fake_peak_mib'] = fake['peak_mib']
-            if dev and fake['cuts'] != dev['cuts']:
-                entry['note'] = f'fake run used cuts {fake["cuts"]}'
-        if dev and fake and fake['peak_bytes']:
-            entry['diff_pct'] = 100. * (dev['peak_bytes'] /
-                                        fake['peak_bytes'] - 1)
-        memory.append(entry)
-    k2 = bench('device', 'k2').get('schedules', {})
-    k4 = bench('device', 'k4').get('schedules', {})
-    time_ratio = dict(
-        infopro_k2_vs_e2e=k2.get('infopro', {}).get('time_ratio'),
-        checkpoint_vs_e2e=k2.get('checkpoint', {}).get('time_ratio'),
-        infopro_k4_vs_e2e=k4.get('infopro', {}).get('time_ratio'),
-        infopro_k2_time_ratios=k2.get('infopro', {}).get('time_ratios'))
-    planner = bench('device', 'k4').get('planner')
-    hook_vs_e2e = None
-    hook = k2.get('infopro', {}).get('hook_mib') or {}
-    if hook.get('mem.e2e_est') and k2.get('e2e'):
-        hook_vs_e2e = 100. * (hook['mem.e2e_est'] / k2['e2e']['peak_mib'] -
-                              1)
-    summary = dict(
-        env=env, stages=stages, memory=memory, time_ratio=time_ratio,
-        planner_k4=planner, benchmark_hook_e2e_estimate_vs_measured_pct=(
-            hook_vs_e2e),
-        stage_status={k: v.get('status') for k, v in stages.items()},
-        ok=all(v.get('status') == 'ok' for v in stages.values()))
-    write_json(summary, out)
-
-    lines = [f'gpu_check ({env.get("mode", "?")}, '
-             f'{env.get("device_name", "?")}, torch {env.get("torch", "?")})']
-    for name, st in stages.items():
-        lines.append(f'  {name:<14} {st.get("status", "?"):<8} '
-                     f'{st.get("elapsed_s", 0):6.1f}s' +
-                     (f'  (rc {st.get("rc")})'
-                      if st.get('status') != 'ok' else ''))
-    lines.append('  memory of one step (MiB): device peak, fake mode, '
-                 'difference')
-    for e in memory:
-        dev, fake = e.get('device_peak_mib'), e.get('fake_peak_mib')
-        diff = e.get('diff_pct')
-        lines.append(
-            f'    {e["row"]:<26} {fmt(dev, ".1f"):>9} {fmt(fake, ".1f"):>9}'
-            f' {"-" if diff is None else format(diff, "+.2f") + "%":>8}'
-            + (f'  cuts {e["cuts"]}' if e.get('cuts') else ''))
-    ratio = {k: fmt(v, '.3f') for k, v in time_ratio.items()
-             if not k.endswith('ratios')}
-    lines.append(f'  step time x E2E: InfoPro K=2 '
-                 f'{ratio["infopro_k2_vs_e2e"]}, checkpointing '
-                 f'{ratio["checkpoint_vs_e2e"]}, InfoPro K=4 '
-                 f'{ratio["infopro_k4_vs_e2e"]}')
-    amp = (stages.get('a_amp') or {}).get('result') or {}
-    if amp:
-        lines.append(f'  amp: max loss rel. diff '
-                     f'{fmt(amp.get("max_rel_diff_loss"), ".2e")}, '
-                     f'autocast {amp.get("autocast_dtype")}, '
-                     f'checks {amp.get("checks")}')
-    hook_res = (stages.get('d_hook') or {}).get('result') or {}
-    if hook_res.get('mem'):
-        lines.append(f'  hook (tools/train.py): {hook_res["mem"][-1]}')
-    tests = (stages.get('e_pytest') or {}).get('result') or {}
-    if tests:
-        lines.append(f'  pytest: {tests.get("passed")} passed, '
-                     f'{tests.get("failed")} failed, {tests.get("errors")} '
-                     f'errors, {tests.get("skipped")} skipped')
-    lines.append(f'  all stages ok: {summary["ok"]}; wrote {out}')
-    print('\n'.join(lines))
-    return 0 if summary['ok'] else 1
-
-
-def fmt(value, spec):
-    return '-' if value is None else format(value, spec)
-
-
-def main(argv=None):
+def parse_args(argv=None):
     p = argparse.ArgumentParser(description=__doc__.split('\n')[0])
     sub = p.add_subparsers(dest='cmd', required=True)
-    a = sub.add_parser('amp')
+    a = sub.add_parser('amp', help='AMP against fp32 training steps')
     a.add_argument('out')
     a.add_argument('--cpu', action='store_true')
-    h = sub.add_parser('hook')
+    h = sub.add_parser('hook', help='InfoProMemoryHook via tools/train.py')
     h.add_argument('out')
     h.add_argument('work_dir')
     h.add_argument('--cpu', action='store_true')
-    c = sub.add_parser('cuts')
+    c = sub.add_parser('cuts', help='the InfoPro cuts of a benchmark JSON')
     c.add_argument('benchmark_json')
-    t = sub.add_parser('pytest-counts')
+    t = sub.add_parser('pytest-counts', help='the counts of a JUnit XML')
     t.add_argument('out')
     t.add_argument('junit')
-    r = sub.add_parser('report')
+    r = sub.add_parser('report', help='merge the stage results')
     r.add_argument('out')
     r.add_argument('stage_dir')
-    args = p.parse_args(argv)
-    if args.cmd == 'amp':
-        return run_amp(args.out, args.cpu)
-    if args.cmd == 'hook':
-        return run_hook(args.out, args.work_dir, args.cpu)
-    if args.cmd == 'cuts':
-        return print_cuts(args.benchmark_json)
-    if args.cmd == 'pytest-counts':
-        return pytest_counts(args.out, args.junit)
-    return report(args.out, args.stage_dir)
+    return p.parse_args(argv)
+
+
+def main(argv=None):
+    args = parse_args(argv)
+    dc = load_device_check(stdlib_only=args.cmd in STDLIB_STAGES)
+    try:
+        if args.cmd == 'cuts':
+            print(dc.benchmark_cuts(args.benchmark_json))
+            return 0
+        if args.cmd == 'amp':
+            result = dc.amp_check(cpu=args.cpu)
+            line = dc.amp_summary(result)
+        elif args.cmd == 'hook':
+            result = dc.hook_check(args.work_dir, cpu=args.cpu)
+            line = dc.hook_summary(result)
+        elif args.cmd == 'pytest-counts':
+            result = dc.pytest_counts(args.junit)
+            line = None  # an unreadable file: the JSON says why
+            if 'error' not in result:
+                line = f'pytest: {({k: result[k] for k in dc.COUNT_KEYS})}'
+        else:
+            result = dc.merge_report(args.stage_dir)
+            line = '\n'.join(dc.report_lines(result, args.out))
+    except dc.DeviceCheckError as error:
+        raise SystemExit(str(error)) from None
+    dc.write_json(result, args.out)
+    if line is not None:
+        print(line)
+    return 0 if result['ok'] else 1
 
 
 if __name__ == '__main__':
