@@ -252,3 +252,23 @@ def _peak_bytes(model, data):
     with tracker:
         model.train_step(copy.deepcopy(data), optim)
     return tracker.get_tracker_snapshot('peak')[torch.device('cpu')]['Total']
+
+
+def test_zero_interpolated_weights_warn_naming_the_module():
+    """The release's K=2 commands end with (0, 0) for a module K=2 does not
+    have; interpolated over three modules the last local module would get
+    no loss at all. The classifier says so; the shipped K=2 configs repeat
+    their first pair instead, so a plan with more modules trains them all."""
+    from conftest import captured_log
+    with captured_log() as messages:
+        build(cifar_cfg([(1, 2), (2, 1)],
+                        weights=dict(first=(5, 1), last=(0, 0))))
+    assert any('local module 1 of 3' in m and '(0, 0)' in m
+               for m in messages), messages
+    cfg = Config.fromfile(R32).model
+    assert cfg.local_loss_weights.first == cfg.local_loss_weights.last
+    cfg.backbone.split_points = [(1, 2), (2, 1), (3, 1)]
+    with captured_log() as messages:
+        model = MODELS.build(cfg)
+    assert not [m for m in messages if '(0, 0)' in m]
+    assert all(h.loss_recons_weight > 0 for h in model.local_heads)

@@ -1,8 +1,11 @@
-"""The CPU demo: generate a small synthetic Cityscapes if missing, train a
-small DeepLabV3 with InfoPro K=2 through tools/train.py, evaluate mIoU
-through tools/test.py, and summarise how every module's loss fell.
+"""The CPU demos: generate a small dataset if missing, train with InfoPro
+K=2 through tools/train.py, evaluate through tools/test.py, and summarise
+how every module's loss fell.
 
-    python tools/demo.py                      # K=2, ~5 min on 2 cores
+    python tools/demo.py                      # segmentation: DeepLabV3-R18
+                                              # on synthetic Cityscapes, mIoU
+    python tools/demo.py --task classification  # ResNet-32 on a generated
+                                              # CIFAR-10-format set, top-1
     python tools/demo.py \
         --config configs/demo/deeplabv3_r18-tiny_k1_synthetic.py   # E2E
 """
@@ -20,18 +23,34 @@ if REPO not in sys.path:
     sys.path.append(REPO)  # a source checkout without `pip install`
 
 import mmseg_infopro  # noqa: E402,F401  (compat first)
+from mmseg_infopro.datasets.classification import (  # noqa: E402
+    make_synthetic_cifar10)
 from mmseg_infopro.datasets.synthetic_cityscapes import (  # noqa: E402
-    make_synthetic_cityscapes, read_meta)
+    META_FILE, make_synthetic_cityscapes, read_meta)
 
-DEFAULT_CONFIG = osp.join('configs', 'demo',
-                          'deeplabv3_r18-tiny_k2_synthetic.py')
-DATA = dict(num_train=48, num_val=12, height=128, width=256, seed=0)
+#: per task: the default config, data root, and generated dataset
+TASKS = dict(
+    segmentation=dict(
+        config=osp.join('configs', 'demo',
+                        'deeplabv3_r18-tiny_k2_synthetic.py'),
+        data_root='data/synthetic_cityscapes',
+        data=dict(num_train=48, num_val=12, height=128, width=256, seed=0)),
+    classification=dict(
+        config=osp.join('configs', 'demo',
+                        'resnet32_k2_synthetic-cifar10.py'),
+        data_root='data/synthetic_cifar10',
+        data=dict(train_per_class=200, test_per_class=50, seed=0)),
+)
 
 
 def parse_args(argv=None):
     parser = argparse.ArgumentParser(description=__doc__.split('\n')[0])
-    parser.add_argument('--config', default=DEFAULT_CONFIG)
-    parser.add_argument('--data-root', default='data/synthetic_cityscapes')
+    parser.add_argument('--task', choices=sorted(TASKS),
+                        default='segmentation')
+    parser.add_argument('--config', default=None,
+                        help="default: the task's demo config")
+    parser.add_argument('--data-root', default=None,
+                        help="default: the task's generated data folder")
     parser.add_argument('--work-dir', default=None,
                         help='default: work_dirs/<config name>')
     parser.add_argument('--iters', type=int, default=None,
@@ -39,19 +58,30 @@ def parse_args(argv=None):
     return parser.parse_args(argv)
 
 
-def ensure_data(root):
+def ensure_data(task, root):
+    """Generate the task's demo dataset in ``root`` unless the same one is
+    there (``synthetic_meta.json`` records what was generated)."""
+    data = TASKS[task]['data']
     meta = read_meta(root)
-    if meta is not None and all(meta.get(k) == v for k, v in DATA.items()):
+    if meta is not None and all(meta.get(k) == v for k, v in data.items()):
         print(f'[demo] using the synthetic dataset in {root}')
         return
     if meta is None and osp.isdir(root) and os.listdir(root):
         raise SystemExit(f'[demo] {root} exists but holds no generated '
                          'dataset (no synthetic_meta.json); pass another '
                          '--data-root or remove it')
-    print(f'[demo] generating a synthetic Cityscapes-format dataset in '
-          f'{root} ({DATA["num_train"]} train / {DATA["num_val"]} val '
-          f'images, {DATA["height"]}x{DATA["width"]})')
-    make_synthetic_cityscapes(root, **DATA)
+    if task == 'segmentation':
+        print(f'[demo] generating a synthetic Cityscapes-format dataset in '
+              f'{root} ({data["num_train"]} train / {data["num_val"]} val '
+              f'images, {data["height"]}x{data["width"]})')
+        make_synthetic_cityscapes(root, **data)
+        return
+    print(f'[demo] generating a CIFAR-10-format dataset in {root} '
+          f'({data["train_per_class"]} train / {data["test_per_class"]} '
+          'test images per class, 32x32)')
+    make_synthetic_cifar10(root, **data)
+    with open(osp.join(root, META_FILE), 'w') as f:
+        json.dump(data, f)
 
 
 def loss_summary(work_dir):
@@ -82,7 +112,10 @@ def main(argv=None):
     os.chdir(REPO)
     import test as test_tool
     import train as train_tool
-    ensure_data(args.data_root)
+    task = TASKS[args.task]
+    args.config = args.config or task['config']
+    args.data_root = args.data_root or task['data_root']
+    ensure_data(args.task, args.data_root)
     name = osp.splitext(osp.basename(args.config))[0]
     work_dir = args.work_dir or osp.join('work_dirs', name)
     root = args.data_root.rstrip('/') + '/'
@@ -91,6 +124,10 @@ def main(argv=None):
         f'val_dataloader.dataset.data_root={root}',
         f'test_dataloader.dataset.data_root={root}'
     ]
+    if args.iters and args.task == 'classification':
+        raise SystemExit('[demo] --iters is for the iteration-based '
+                         'segmentation demo; the classification demo is '
+                         'epoch-based (edit max_epochs in its config)')
     if args.iters:
         options += [
             f'train_cfg.max_iters={args.iters}',
@@ -101,7 +138,8 @@ def main(argv=None):
     runner = train_tool.main([args.config, '--work-dir', work_dir,
                               '--cfg-options'] + options)
     train_time = time.time() - start
-    ckpt = osp.join(work_dir, f'iter_{runner.iter}.pth')
+    ckpt = osp.join(work_dir, f'iter_{runner.iter}.pth' if args.task ==
+                    'segmentation' else f'epoch_{runner.epoch}.pth')
     metrics = test_tool.main([args.config, ckpt, '--work-dir',
                               osp.join(work_dir, 'test'), '--cfg-options'] +
                              options)
@@ -124,8 +162,13 @@ def main(argv=None):
         print(f'[demo] InfoProMemoryHook (MiB): {peaks}; E2E estimate '
               f'{memory["mem.e2e_est"]:.1f}; saving '
               f'{memory["mem.saving"]:.1%}')
-    print(f'[demo] tools/test.py on {ckpt}: mIoU {metrics["mIoU"]:.2f}  '
-          f'aAcc {metrics["aAcc"]:.2f}  mAcc {metrics["mAcc"]:.2f}')
+    if args.task == 'segmentation':
+        print(f'[demo] tools/test.py on {ckpt}: mIoU {metrics["mIoU"]:.2f}  '
+              f'aAcc {metrics["aAcc"]:.2f}  mAcc {metrics["mAcc"]:.2f}')
+    else:
+        print(f'[demo] tools/test.py on {ckpt}: top-1 '
+              f'{metrics["accuracy/top1"]:.2f}%  top-5 '
+              f'{metrics["accuracy/top5"]:.2f}%  (chance: 10%)')
     print('[demo] ' + '=' * 62)
     return metrics
 

@@ -1,9 +1,11 @@
 # CIFAR ResNet-110 on STL-10, K=2: InfoPro* (the release's memory-balanced split), the
 # contrastive local loss and the release's loss weights (recons, aux),
-# interpolated from the first local module to the last. Cuts (ours, before
-# (stage, block)): [(1, 15)].
+# interpolated from the first local module to the last (K=2 has one local
+# module, which gets `first`; `last` repeats it, not the release's unused
+# (0, 0), so that a plan with more modules trains every one of them).
+# Cuts (ours, before (stage, block)): [(1, 15)].
 # Softmax local loss: --cfg-options model.local_heads.aux_mode=softmax
 _base_ = './_base_/resnet110_stl10.py'
 model = dict(
     backbone=dict(split_points=dict(table='balanced', num_modules=2, dataset='stl10')),
-    local_loss_weights=dict(first=(20, 1), last=(0, 0)))
+    local_loss_weights=dict(first=(20, 1), last=(20, 1)))

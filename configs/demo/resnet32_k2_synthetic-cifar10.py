@@ -1,12 +1,12 @@
 # The classification CPU demo (python tools/demo.py --task classification):
 # CIFAR ResNet-32, InfoPro K=2 (the release's even split and loss weights,
 # contrastive local loss), on a small CIFAR-10-format dataset the project
-# generates (tools/make_synthetic_cifar10.py), 12 epochs on 2 cores.
+# generates (tools/make_synthetic_cifar10.py), 15 epochs on 2 cores.
 # The release's schedule, shortened: batch 64 at lr 0.05 (0.8 x 64 / 1024),
 # one warm-up epoch, cosine decay.
 _base_ = '../classification/resnet32_k2_cifar10.py'
 data_root = 'data/synthetic_cifar10'
-epochs = 12
+epochs = 15
 train_dataloader = dict(
     batch_size=64, num_workers=2, persistent_workers=False,
     dataset=dict(data_root=data_root))

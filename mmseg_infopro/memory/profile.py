@@ -508,7 +508,9 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
 
         # data: the preprocessed batch, then the local-loss targets
         head_cfg = local_head_template(cfg.model)
-        probe = model.build_local_head(copy.deepcopy(head_cfg), 1, 1)
+        # a head for a real cut's width (heads may only accept some)
+        width = backbone.unit_out_channels(backbone.units()[0])
+        probe = model.build_local_head(copy.deepcopy(head_cfg), width, width)
         by_input = bool(getattr(probe, 'needs_inputs', False))
         tracker = PeakTracker()
         with tracker:

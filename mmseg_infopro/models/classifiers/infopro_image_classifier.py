@@ -1,9 +1,11 @@
 """ImageClassifier trained with InfoPro local supervision: the
 classification half of the engine's protocol."""
+import logging
 from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
+from mmengine.logging import print_log
 from torch import Tensor
 
 from mmseg.registry import MODELS
@@ -68,6 +70,14 @@ class InfoProImageClassifier(LocalLearningModel, ImageClassifier):
             recons, aux = interpolated_weights(k, num_modules,
                                                tuple(weights['first']),
                                                tuple(weights['last']))
+            if recons == 0 and aux == 0:
+                print_log(
+                    f'InfoProImageClassifier: local_loss_weights={weights} '
+                    f'gives local module {k} of {num_modules} the weights '
+                    '(0, 0): its blocks and head are never trained. Give '
+                    'weights for this K (the release\'s: mmseg_infopro.'
+                    'models.heads.release_loss_weights)',
+                    logger='current', level=logging.WARNING)
             out.append(dict(cfg, loss_recons_weight=recons,
                             loss_aux_weight=aux))
         return out
