@@ -192,3 +192,37 @@ def test_benchmark_and_planner_accept_a_classification_config(tmp_path):
     assert runs['checkpoint']['ratio'] < 1.0
     assert runs['checkpoint']['flops_ratio'] > 1.1
     assert 1.0 < runs['infopro']['flops_ratio'] < 1.1
+
+
+def test_export_gives_the_end_to_end_classifier(trained, tmp_path):
+    """tools/export_checkpoint.py on a classification checkpoint: the
+    plain ImageClassifier with the stock CifarResNet, without local heads;
+    tools/test.py on the export gives the same accuracy as on the training
+    checkpoint."""
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import export_checkpoint as export_tool
+    cfg, _, work = trained
+    out = str(tmp_path / 'r20_plain.pth')
+    result = export_tool.main([osp.join(str(work), 'epoch_2.pth'),
+                               '--out', out])
+    assert {k.split('.')[0] for k in result['dropped']} == {'local_heads'}
+    plain = Config.fromfile(result['config'])
+    assert plain.model.type == 'ImageClassifier'
+    assert plain.model.backbone.type == 'CifarResNet'
+    assert 'split_points' not in plain.model.backbone
+    assert 'local_heads' not in plain.model
+    assert plain.custom_imports.imports == ['mmseg_infopro']
+    assert 'model_wrapper_cfg' not in plain
+    assert not [h for h in plain.get('custom_hooks', [])
+                if h['type'] == 'RNGStateHook']
+    ckpt = torch.load(out, weights_only=True)
+    assert not [k for k in ckpt['state_dict'] if k.startswith('local_')]
+    exported = test_tool.main([result['config'], out, '--work-dir',
+                               str(tmp_path / 'test_plain')])
+    original = test_tool.main([
+        osp.join(str(work), 'cfg.py'),
+        osp.join(str(work), 'epoch_2.pth'), '--work-dir',
+        str(tmp_path / 'test_orig')
+    ])
+    assert exported['accuracy/top1'] == original['accuracy/top1']
+    assert exported['accuracy/top5'] == original['accuracy/top5']

@@ -7,7 +7,8 @@ Writes ``OUT.pth`` (exactly the plain model's weights, loadable with
 mmseg config): :func:`mmseg_infopro.models.export.export_checkpoint` says
 what is kept and dropped. The training config is read from the checkpoint
 (``meta['cfg']``) unless ``--config`` is given. A successful export is
-loadable by plain mmseg::
+loadable by plain mmseg (an image classifier becomes this package's
+end-to-end ``ImageClassifier``: mmseg has none)::
 
     from mmseg.apis import inference_model, init_model
     model = init_model('OUT.py', 'OUT.pth', device='cpu')
@@ -59,7 +60,7 @@ def main(argv=None) -> dict:
     except ExportError as error:
         raise SystemExit(str(error)) from None
     print(f'exported {len(result["exported"])} tensors to '
-          f'{result["checkpoint"]} and the plain mmseg config to '
+          f'{result["checkpoint"]} and the plain (end-to-end) config to '
           f'{result["config"]}')
     print(f'dropped {len(result["dropped"])} training-only tensors: '
           f'{_summary(result["dropped"]) or "none"}')

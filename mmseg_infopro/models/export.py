@@ -55,6 +55,8 @@ BACKBONE_KEYS = ('split_points', 'checkpoint_blocks',
 #: cut-able backbone (``CuttableBackbone.plain_type``) is one
 PLAIN_TYPES = {
     'InfoProEncoderDecoder': ('EncoderDecoder', ('local_heads', )),
+    'InfoProImageClassifier': ('ImageClassifier',
+                               ('local_heads', 'local_loss_weights')),
     'CheckedCityscapesDataset': ('CityscapesDataset', ('on_bad_sample', )),
     **{infopro: (plain, BACKBONE_KEYS)
        for plain, infopro in INFOPRO_TWINS.items()},
@@ -63,6 +65,10 @@ PLAIN_TYPES = {
 #: import this package / load another checkpoint)
 DROP_KEYS = ('custom_imports', 'model_wrapper_cfg', 'work_dir', 'load_from',
              'resume')
+#: the exported model type of image classification: mmseg has no image
+#: classifier, so that export keeps this package's plain (end-to-end)
+#: classifier, backbone, head, datasets and metric, and its custom_imports
+CLASSIFIER = 'ImageClassifier'
 
 
 class ExportError(ValueError):
@@ -99,12 +105,35 @@ def _walk(node, path=''):
             yield from _walk(value, f'{path}[{i}]')
 
 
+def _is_training_only(name: str) -> bool:
+    """Whether a type of this package exists only for InfoPro training
+    (the InfoPro twins, local heads and their parts, hooks, the wrapper)."""
+    return name in PLAIN_TYPES or name.startswith('InfoPro') or \
+        name in ('RNGStateHook', 'ImageReconsDecoder', 'AuxClassifier1c2f',
+                 'AuxConvClassifier', 'SupConLoss', 'LocalTaskHead',
+                 'ReconstructionDecoder', 'FeatureReconstructionDecoder')
+
+
 def to_plain_config(cfg: Config) -> Config:
-    """The plain mmseg config of an InfoPro training config (a copy)."""
+    """The plain mmseg config of an InfoPro training config (a copy).
+
+    An image classifier (``InfoProImageClassifier``) becomes this package's
+    end-to-end ``ImageClassifier`` with the stock backbone: mmseg has no
+    classifier, so that config keeps ``custom_imports`` of this package,
+    and only the training-only types are removed."""
     cfg = Config(cfg.to_dict())
+    classifier = str(cfg.model.get('type', '')).split('.')[-1] in (
+        'InfoProImageClassifier', CLASSIFIER)
+    imports = cfg.get('custom_imports')
     for key in DROP_KEYS:
         cfg.pop(key, None)
+    if classifier and imports:
+        cfg.custom_imports = imports
     package_types = _package_types()
+    if classifier:
+        package_types = {name: registry
+                         for name, registry in package_types.items()
+                         if _is_training_only(name)}
     if cfg.get('custom_hooks'):
         cfg.custom_hooks = [
             hook for hook in cfg.custom_hooks
@@ -241,7 +270,9 @@ def export_checkpoint(checkpoint_path: str, out: str,
     foreign = sorted({
         type(m).__name__
         for m in model.modules()
-        if type(m).__module__.startswith('mmseg_infopro')
+        if type(m).__module__.startswith('mmseg_infopro') and (
+            type(model).__name__ != CLASSIFIER
+            or _is_training_only(type(m).__name__))
     })
     if foreign:
         raise ExportError(f'the exported model still uses {foreign} of '
