@@ -606,7 +606,8 @@ def small_demo_config(tmp_path, logger_interval):
 def run_demo(tmp_path, monkeypatch, iters, logger_interval=1):
     """tools/demo.py's main with its own arguments: a fresh data root,
     the small config, ``--iters``; the data it generates made small."""
-    monkeypatch.setattr(demo_tool, 'DATA', SMALL_DATA)
+    monkeypatch.setitem(demo_tool.TASKS['segmentation'], 'data',
+                        SMALL_DATA)
     monkeypatch.chdir(tmp_path)  # demo.main changes to the repository
     root = str(tmp_path / 'data')
     work = str(tmp_path / 'work')
@@ -662,14 +663,14 @@ def test_demo_trains_tests_and_summarises(tmp_path, monkeypatch, capsys):
         f'{metrics["mAcc"]:.2f}' in out
 
     # a second run finds its data; a foreign folder is refused
-    demo_tool.ensure_data(root)
+    demo_tool.ensure_data('segmentation', root)
     assert f'[demo] using the synthetic dataset in {root}' in \
         capsys.readouterr().out
     other = tmp_path / 'not_generated'
     other.mkdir()
     (other / 'something.txt').write_text('x')
     with pytest.raises(SystemExit, match='holds no generated dataset'):
-        demo_tool.ensure_data(str(other))
+        demo_tool.ensure_data('segmentation', str(other))
 
 
 def test_demo_with_fewer_iterations_than_the_log_interval(
@@ -693,3 +694,48 @@ def test_demo_command_line():
     assert osp.isfile(osp.join(REPO, args.config))
     assert args.iters is None and args.data_root == \
         'data/synthetic_cityscapes'
+
+
+def test_classification_demo(tmp_path, monkeypatch, capsys):
+    """``tools/demo.py --task classification``, short: it writes a
+    CIFAR-10-format dataset, trains the ResNet-32 K=2 demo config (one
+    epoch, shrunk) through tools/train.py, tests it through tools/test.py
+    and prints the test's top-1 and top-5."""
+    from mmengine.config import Config
+    monkeypatch.setitem(demo_tool.TASKS['classification'], 'data',
+                        dict(train_per_class=2, test_per_class=1, seed=0))
+    monkeypatch.chdir(tmp_path)
+    cfg = Config.fromfile(osp.join(
+        REPO, demo_tool.TASKS['classification']['config']))
+    cfg.model.backbone.depth = 8
+    cfg.model.backbone.split_points = [(2, 0)]
+    cfg.train_cfg.max_epochs = 1
+    cfg.train_cfg.val_interval = 1
+    cfg.param_scheduler = []
+    cfg.default_hooks.logger.interval = 1
+    for key in ('train_dataloader', 'val_dataloader', 'test_dataloader'):
+        cfg[key].num_workers = 0
+        cfg[key].batch_size = 10
+    cfg.visualizer.name = f'visualizer_{tmp_path}'
+    path = str(tmp_path / 'resnet8_k2_small.py')
+    cfg.dump(path)
+    root, work = str(tmp_path / 'cifar'), str(tmp_path / 'work')
+    with single_thread():
+        metrics = demo_tool.main(['--task', 'classification', '--config',
+                                  path, '--data-root', root, '--work-dir',
+                                  work])
+    out = capsys.readouterr().out
+    assert f'[demo] generating a CIFAR-10-format dataset in {root} (2 ' \
+        'train / 1 test images per class, 32x32)' in out
+    assert osp.isfile(osp.join(root, 'cifar-10-batches-py', 'test_batch'))
+    assert osp.isfile(osp.join(work, 'epoch_1.pth'))
+    assert f'top-1 {metrics["accuracy/top1"]:.2f}%  top-5 ' \
+        f'{metrics["accuracy/top5"]:.2f}%' in out
+    assert re.search(r'\[demo\] s1\.loss_aux +\d', out)
+    # the data is found again; --iters is refused for the epoch-based demo
+    demo_tool.ensure_data('classification', root)
+    assert f'using the synthetic dataset in {root}' in \
+        capsys.readouterr().out
+    with pytest.raises(SystemExit, match='epoch-based'):
+        demo_tool.main(['--task', 'classification', '--data-root', root,
+                        '--iters', '5'])

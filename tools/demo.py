@@ -55,7 +55,10 @@ def parse_args(argv=None):
                         help='default: work_dirs/<config name>')
     parser.add_argument('--iters', type=int, default=None,
                         help='training iterations (default: the config\'s)')
-    return parser.parse_args(argv)
+    args = parser.parse_args(argv)
+    args.config = args.config or TASKS[args.task]['config']
+    args.data_root = args.data_root or TASKS[args.task]['data_root']
+    return args
 
 
 def ensure_data(task, root):
@@ -112,9 +115,6 @@ def main(argv=None):
     os.chdir(REPO)
     import test as test_tool
     import train as train_tool
-    task = TASKS[args.task]
-    args.config = args.config or task['config']
-    args.data_root = args.data_root or task['data_root']
     ensure_data(args.task, args.data_root)
     name = osp.splitext(osp.basename(args.config))[0]
     work_dir = args.work_dir or osp.join('work_dirs', name)
