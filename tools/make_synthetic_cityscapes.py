@@ -1,7 +1,8 @@
 """Generate a small synthetic dataset in the Cityscapes layout.
 
     python tools/make_synthetic_cityscapes.py
-        [--root data/synthetic_cityscapes] [--num-train 16] [--num-val 4]
+        [--root data/synthetic_cityscapes] [--num-train 16]
+        [--num-val 4 | --val-images 4]
         [--height 128] [--width 256] [--seed 0] [--official] [--force]
 
 Safe to call every time (e.g. from a demo script): if ``ROOT`` already holds
@@ -38,7 +39,10 @@ def parse_args(argv=None):
     parser.add_argument('--root', default='data/synthetic_cityscapes',
                         help='output directory (default: %(default)s)')
     parser.add_argument('--num-train', type=int, default=16)
-    parser.add_argument('--num-val', type=int, default=4)
+    parser.add_argument(
+        '--num-val', '--val-images', dest='num_val', type=int, default=4,
+        help='validation images (default: %(default)s; an accuracy study '
+        'wants >= 100)')
     parser.add_argument('--height', type=int, default=128)
     parser.add_argument('--width', type=int, default=256)
     parser.add_argument('--seed', type=int, default=0)

@@ -6,7 +6,9 @@ The images are *learnable*: class ``c`` shows stripes at the angle
 ``180 * c / 10`` degrees (of random phase and period) in a colour near the
 hue ``c / 10``, over a random background colour, plus noise; a small
 ResNet learns them in a few hundred iterations, while the mean colour
-alone separates them only partly.
+alone separates them only partly. ``difficulty`` (0 by default: exactly
+those images) makes the classes overlap, so that accuracy does not
+saturate: see :func:`class_pattern_images`.
 
 Every writer takes RGB images ``(N, H, W, 3)`` uint8 and labels ``(N,)``
 ``0..C-1`` and writes them the way the official files store them; the
@@ -41,36 +43,109 @@ def _hsv_to_rgb(h: np.ndarray, s: np.ndarray, v: np.ndarray) -> np.ndarray:
     return table[i, np.arange(len(h))]
 
 
+#: at ``difficulty=1``: the extra standard deviation of the stripe angle,
+#: in units of the angle between two neighbouring classes (``pi / C``)
+DIFFICULTY_ANGLE_JITTER = 0.35
+#: ... the extra standard deviation of the hue (neighbouring classes are
+#: ``1 / C`` apart)
+DIFFICULTY_HUE_JITTER = 0.6
+#: ... the probability that the colour carries no class cue (a random hue)
+DIFFICULTY_RANDOM_HUE = 0.5
+#: ... the lowest stripe contrast (drawn in ``[1 - this, 1]``)
+DIFFICULTY_LOW_CONTRAST = 0.6
+#: ... the largest amplitude of the distractor stripes (random angle,
+#: period and phase), relative to full contrast
+DIFFICULTY_DISTRACTOR = 0.9
+#: ... the extra standard deviation of the pixel noise (0..255 scale)
+DIFFICULTY_NOISE = 30.0
+
+
 def class_pattern_images(labels: np.ndarray,
                          size: Union[int, Tuple[int, int]],
                          rng: np.random.Generator,
                          num_classes: int = 10,
-                         noise: float = 20.0) -> np.ndarray:
+                         noise: float = 20.0,
+                         difficulty: float = 0.0) -> np.ndarray:
     """Learnable images of the classes ``labels`` (see the module
     docstring): ``(N, H, W, 3)`` uint8 **RGB**.
 
     ``size`` is ``S`` (square) or ``(H, W)``. The class's stripe angle is
-    ``pi * c / num_classes`` and its hue ``c / num_classes``.
+    ``pi * c / num_classes`` and its hue ``c / num_classes``; ``noise`` is
+    the standard deviation of the Gaussian pixel noise (0..255).
+
+    ``difficulty`` in ``[0, 1]`` weakens and blurs the class cues, linearly
+    (the ``DIFFICULTY_*`` constants give the values at 1): stripe angles
+    and hues jitter into the neighbouring classes', the colour of some
+    images is random (no colour cue), the class stripes get a lower
+    contrast, stripes of a random angle are added over them (distractors,
+    sometimes stronger than the class's own) and the pixel noise grows.
+    At ``difficulty=1`` some images are ambiguous, so even a perfect
+    classifier stays below 100%. ``difficulty=0`` (default) draws nothing
+    more from ``rng``: the images are exactly those of earlier versions.
     """
+    if isinstance(difficulty, bool) or \
+            not isinstance(difficulty, (int, float)) or \
+            not 0.0 <= difficulty <= 1.0:
+        raise ValueError(f'class_pattern_images: difficulty must be a number '
+                         f'in [0, 1], got {difficulty!r}')
+    if isinstance(noise, bool) or not isinstance(noise, (int, float)) \
+            or noise < 0:
+        raise ValueError(f'class_pattern_images: noise must be a number '
+                         f'>= 0, got {noise!r}')
     h, w = (size, size) if isinstance(size, int) else size
     labels = np.asarray(labels, dtype=np.int64)
     n = len(labels)
     ys, xs = np.mgrid[0:h, 0:w].astype(np.float64)
     scale = max(h, w)
-    angle = np.pi * labels / num_classes + rng.normal(0, 0.04, n)
+    # the draws of difficulty 0, in their historical order
+    angle_noise = rng.normal(0, 0.04, n)
     period = scale / rng.uniform(2.5, 4.5, n)
     phase = rng.uniform(0, 2 * np.pi, n)
-    proj = (xs[None] * np.cos(angle)[:, None, None] +
-            ys[None] * np.sin(angle)[:, None, None])
-    stripes = 0.5 + 0.5 * np.sin(2 * np.pi * proj / period[:, None, None] +
-                                 phase[:, None, None])
-    fg = _hsv_to_rgb(labels / num_classes + rng.normal(0, 0.02, n),
-                     rng.uniform(0.6, 1.0, n), rng.uniform(0.7, 1.0, n))
+    hue = labels / num_classes + rng.normal(0, 0.02, n)
+    sat, val = rng.uniform(0.6, 1.0, n), rng.uniform(0.7, 1.0, n)
     bg = rng.uniform(0.0, 0.6, (n, 3))
+    stripes = _stripes(xs, ys, np.pi * labels / num_classes + angle_noise,
+                       period, phase)
+    if difficulty > 0:
+        d = float(difficulty)
+        angle = np.pi * labels / num_classes + angle_noise + rng.normal(
+            0, d * DIFFICULTY_ANGLE_JITTER * np.pi / num_classes, n)
+        hue = hue + rng.normal(0, d * DIFFICULTY_HUE_JITTER / num_classes, n)
+        no_cue = rng.random(n) < d * DIFFICULTY_RANDOM_HUE
+        hue = np.where(no_cue, rng.uniform(0, 1, n), hue)
+        contrast = rng.uniform(1 - d * DIFFICULTY_LOW_CONTRAST, 1.0, n)
+        amplitude = rng.uniform(0, d * DIFFICULTY_DISTRACTOR, n)
+        distractor = _stripes(xs, ys, rng.uniform(0, np.pi, n),
+                              scale / rng.uniform(1.5, 5.0, n),
+                              rng.uniform(0, 2 * np.pi, n))
+        # both around 0.5: the class stripes at ``contrast``, the
+        # distractor at ``amplitude``, the sum kept in [0, 1]
+        stripes = 0.5 + (
+            contrast[:, None, None] * (_stripes_centered(xs, ys, angle,
+                                                         period, phase)) +
+            amplitude[:, None, None] * (distractor - 0.5)) / (
+                1 + amplitude[:, None, None])
+        noise = noise + d * DIFFICULTY_NOISE
+    fg = _hsv_to_rgb(hue, sat, val)
     img = (bg[:, None, None] + (fg - bg)[:, None, None] *
            stripes[..., None]) * 255.0
     img += rng.normal(0, noise, img.shape)
     return np.clip(np.round(img), 0, 255).astype(np.uint8)
+
+
+def _stripes(xs: np.ndarray, ys: np.ndarray, angle: np.ndarray,
+             period: np.ndarray, phase: np.ndarray) -> np.ndarray:
+    """``(N, H, W)`` sinusoidal stripes in ``[0, 1]``: one angle, period
+    and phase ``(N,)`` per image over the pixel grid ``xs``, ``ys``."""
+    return 0.5 + _stripes_centered(xs, ys, angle, period, phase)
+
+
+def _stripes_centered(xs, ys, angle, period, phase) -> np.ndarray:
+    """:func:`_stripes` minus 0.5: in ``[-0.5, 0.5]``."""
+    proj = (xs[None] * np.cos(angle)[:, None, None] +
+            ys[None] * np.sin(angle)[:, None, None])
+    return 0.5 * np.sin(2 * np.pi * proj / period[:, None, None] +
+                        phase[:, None, None])
 
 
 def balanced_labels(per_class: int, num_classes: int,
@@ -126,7 +201,9 @@ def make_synthetic_cifar10(root: str,
                            train_per_class: int = 100,
                            test_per_class: int = 20,
                            seed: int = 0,
-                           image_size: int = 32) -> str:
+                           image_size: int = 32,
+                           difficulty: float = 0.0,
+                           noise: float = 20.0) -> str:
     """Write a CIFAR-10-format dataset to ``root/cifar-10-batches-py/``:
     ``data_batch_1`` .. ``data_batch_5`` (``10 * train_per_class``
     images, shuffled, split evenly), ``test_batch`` (``10 *
@@ -134,25 +211,37 @@ def make_synthetic_cifar10(root: str,
     the official archive. ``CIFAR10Dataset(data_root=root)`` reads it
     (pass the same ``image_size`` when it is not 32).
 
+    ``difficulty`` (``[0, 1]``) and ``noise`` (pixel noise std, 0..255)
+    go to :func:`class_pattern_images`; the defaults give the easy set a
+    small ResNet learns to ~100% in a few hundred iterations, a
+    ``difficulty`` near 1 a set on which accuracy does not saturate (for
+    comparing training methods).
+
     Returns:
         str: the ``cifar-10-batches-py`` folder.
     """
     if train_per_class < 1 or test_per_class < 1:
         raise ValueError(f'train_per_class and test_per_class must be >= 1, '
                          f'got {train_per_class}, {test_per_class}')
+    class_pattern_images(np.zeros(0, np.int64), image_size,
+                         np.random.default_rng(0), noise=noise,
+                         difficulty=difficulty)  # bad values fail here
     folder = osp.join(root, 'cifar-10-batches-py')
     os.makedirs(folder, exist_ok=True)
     rng = np.random.default_rng(seed)
     labels = balanced_labels(train_per_class, 10, rng)
-    images = class_pattern_images(labels, image_size, rng)
+    images = class_pattern_images(labels, image_size, rng, noise=noise,
+                                  difficulty=difficulty)
     for i, part in enumerate(np.array_split(np.arange(len(labels)), 5)):
         write_cifar_batch(osp.join(folder, f'data_batch_{i + 1}'),
                           images[part], labels[part],
                           batch_label=f'training batch {i + 1} of 5')
     labels = balanced_labels(test_per_class, 10, rng)
     write_cifar_batch(osp.join(folder, 'test_batch'),
-                      class_pattern_images(labels, image_size, rng), labels,
-                      batch_label='testing batch 1 of 1')
+                      class_pattern_images(labels, image_size, rng,
+                                           noise=noise,
+                                           difficulty=difficulty),
+                      labels, batch_label='testing batch 1 of 1')
     write_cifar_pickle(osp.join(folder, 'batches.meta'), {
         'label_names': list(CIFAR10_CLASSES),
         'num_cases_per_batch': int(np.ceil(10 * train_per_class / 5)),

@@ -1,0 +1,19 @@
+# The study's small SegFormer (segformer_mit-tiny_k2_synthetic.py) as
+# InfoPro K=4: one module per MiT stage (cuts before stages 2, 3 and 4,
+# the modules ending at strides 4, 8 and 16). The paper's local loss at
+# every cut; the reconstruction decoder of the stride-4 cut upsamples
+# twice (x4), the others three times.
+_base_ = './segformer_mit-tiny_k2_synthetic.py'
+norm_cfg = dict(type='BN', requires_grad=True)
+local_head = dict(
+    loss_recons_weight=1.5,
+    loss_task_weight=1.0,
+    task_head=dict(channels=64, dropout_ratio=0.1),
+    recons_head=dict(channels=(32, 16, 8)),
+    norm_cfg=norm_cfg)
+model = dict(
+    backbone=dict(split_points=[(2, 0), (3, 0), (4, 0)]),
+    local_heads=[
+        dict(local_head, recons_head=dict(channels=(16, 8))), local_head,
+        local_head
+    ])
