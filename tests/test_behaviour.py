@@ -726,7 +726,7 @@ def test_classification_demo(tmp_path, monkeypatch, capsys):
                                   work])
     out = capsys.readouterr().out
     assert f'[demo] generating a CIFAR-10-format dataset in {root} (2 ' \
-        'train / 1 test images per class, 32x32)' in out
+        'train / 1 test images per class, 32x32, difficulty 0)' in out
     assert osp.isfile(osp.join(root, 'cifar-10-batches-py', 'test_batch'))
     assert osp.isfile(osp.join(work, 'epoch_1.pth'))
     assert f'top-1 {metrics["accuracy/top1"]:.2f}%  top-5 ' \

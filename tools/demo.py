@@ -39,7 +39,8 @@ TASKS = dict(
         config=osp.join('configs', 'demo',
                         'resnet32_k2_synthetic-cifar10.py'),
         data_root='data/synthetic_cifar10',
-        data=dict(train_per_class=200, test_per_class=50, seed=0)),
+        data=dict(train_per_class=200, test_per_class=50, seed=0,
+                  difficulty=0.5)),
 )
 
 
@@ -81,7 +82,8 @@ def ensure_data(task, root):
         return
     print(f'[demo] generating a CIFAR-10-format dataset in {root} '
           f'({data["train_per_class"]} train / {data["test_per_class"]} '
-          'test images per class, 32x32)')
+          'test images per class, 32x32, difficulty '
+          f'{data.get("difficulty", 0)})')
     make_synthetic_cifar10(root, **data)
     with open(osp.join(root, META_FILE), 'w') as f:
         json.dump(data, f)
