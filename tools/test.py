@@ -19,7 +19,8 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from mmseg_infopro.engine import (cpu_default_model_wrapper,
-                                  init_cpu_process_group)
+                                  init_cpu_process_group,
+                                  shutdown_process_group)
 
 
 def parse_args(argv=None):
@@ -125,3 +126,4 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
+    shutdown_process_group()

@@ -14,7 +14,8 @@ wrapper are registered in mmengine's root registries, so configs of any
 OpenMMLab scope find them.
 """
 from .distributed import (BufferSyncedModule, InfoProDistributedDataParallel,
-                          cpu_default_model_wrapper, init_cpu_process_group)
+                          cpu_default_model_wrapper, init_cpu_process_group,
+                          shutdown_process_group)
 from .hooks import InfoProMemoryHook, RNGStateHook
 from .local_learning import (WRAPPER_HINT, LocalLearningModel,
                              find_local_learning_model)
@@ -26,5 +27,6 @@ __all__ = [
     'check_optim_wrapper', 'backward_local', 'RELIED_ON', 'WRAPPER_HINT',
     'InfoProDistributedDataParallel', 'BufferSyncedModule',
     'cpu_default_model_wrapper', 'init_cpu_process_group',
+    'shutdown_process_group',
     'InfoProMemoryHook', 'RNGStateHook'
 ]

@@ -431,3 +431,17 @@ def cpu_default_model_wrapper(cfg) -> bool:
         broadcast_buffers=False,
         find_unused_parameters=cfg.get('find_unused_parameters', False))
     return True
+
+
+def shutdown_process_group() -> None:
+    """End a distributed run cleanly: wait for every rank, then destroy
+    the default process group (a no-op outside torch.distributed).
+
+    mmengine leaves the group to the interpreter's exit, where gloo's
+    threads can be torn down while still running ("terminate called
+    without an active exception", SIGABRT on one rank of a loaded
+    machine after a finished run). ``tools/train.py`` and
+    ``tools/test.py`` call this when run as scripts."""
+    if torch_dist.is_available() and torch_dist.is_initialized():
+        torch_dist.barrier()
+        torch_dist.destroy_process_group()
