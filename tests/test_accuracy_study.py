@@ -209,7 +209,7 @@ def test_tiny_study_resumes_and_reports(tmp_path, capsys):
 
     # the markdown table's mean / std are those of the runs
     rows = {line.split('|')[1].strip(): [c.strip() for c in
-                                          line.split('|')[2:-1]]
+                                         line.split('|')[2:-1]]
             for line in table.splitlines()
             if line.startswith('| e2e') or line.startswith('| k2')}
     assert set(rows) == {'e2e', 'k2'}

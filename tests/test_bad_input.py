@@ -59,8 +59,6 @@ def index_of(dataset, path):
     raise AssertionError(path)
 
 
-
-
 def truncate(path, keep=0.5):
     with open(path, 'rb') as f:
         data = f.read()

@@ -293,9 +293,9 @@ def check_frozen_and_norm_eval(model, params, buffers):
     moved = [n for n in frozen if not torch.equal(named[n], params[n])]
     assert moved == []
     # every backbone BN kept its statistics (norm_eval), frozen or not
-    bn_buffers = [n for n in buffers if n.startswith('backbone.')
-                  and n.rsplit('.', 1)[1] in ('running_mean', 'running_var',
-                                              'num_batches_tracked')]
+    bn_buffers = [n for n in buffers if n.startswith('backbone.') and
+                  n.rsplit('.', 1)[1] in ('running_mean', 'running_var',
+                                          'num_batches_tracked')]
     assert len(bn_buffers) > 30
     current = dict(model.named_buffers())
     changed = [n for n in bn_buffers if not torch.equal(current[n],
@@ -310,8 +310,8 @@ def check_frozen_and_norm_eval(model, params, buffers):
         assert all(not torch.equal(named[n], params[n]) for n in names), \
             prefix
     for prefix in ('local_heads.0.', 'decode_head.'):
-        stats = [n for n in buffers if n.startswith(prefix)
-                 and n.endswith('running_mean')]
+        stats = [n for n in buffers if n.startswith(prefix) and
+                 n.endswith('running_mean')]
         assert stats and all(not torch.equal(current[n], buffers[n])
                              for n in stats), prefix
 

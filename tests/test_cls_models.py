@@ -99,6 +99,7 @@ def test_cifar_resnet_structure_and_shapes():
     assert [tuple(o.shape) for o in outs] == [(2, 16, 16, 16), (2, 32, 8, 8),
                                               (2, 64, 4, 4)]
     # weights by hand: stem + 5 blocks per stage + 2 projections
+
     def block(cin, c):
         return 9 * cin * c + 9 * c * c + 4 * c
     n = (9 * 3 * 16 + 32 + 5 * block(16, 16) + block(16, 32) +

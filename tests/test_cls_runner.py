@@ -3,7 +3,6 @@
 (``accuracy/top1``, ``accuracy/top5``), exact resume, a 2-process gloo run
 with identical replicas (``tools/dist_train.sh``), the memory tools on a
 classification config, and errors for bad data."""
-import copy
 import json
 import os.path as osp
 import sys

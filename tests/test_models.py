@@ -18,8 +18,6 @@ from test_invariants import build, make_batch, model_cfg, plain_twin, sgd
 pytestmark = pytest.mark.usefixtures('one_thread')
 
 
-
-
 def backbone(split_points=(), depth=18, **kw):
     return MODELS.build(
         dict(type='InfoProResNetV1c', depth=depth, stem_channels=16,

@@ -26,7 +26,6 @@ ON_BAD_SAMPLE = ('raise', 'skip')
 MAX_LISTED = 10
 
 
-
 def add_note(error: BaseException, note: str) -> None:
     """``error.add_note(note)``; before Python 3.11 (no notes) the note is
     appended to the message (the first argument) instead, so that it is
@@ -37,6 +36,7 @@ def add_note(error: BaseException, note: str) -> None:
         error.args = (f'{error.args[0]}\n{note}', ) + error.args[1:]
     else:
         error.args = error.args + (note, )
+
 
 class CityscapesLayoutError(FileNotFoundError):
     """The data root does not hold the Cityscapes layout the config

@@ -116,8 +116,8 @@ def make_scene(rng: np.random.Generator, height: int,
             objs.append(('traffic sign', [(px - s, top), (px + s + pw, top),
                                           (px + pw / 2, top + 1.6 * s)]))
         else:
-            objs.append(('traffic light', _rect(px - s / 2, top, px + s / 2
-                                                + pw, top + 2 * s)))
+            objs.append(('traffic light', _rect(px - s / 2, top, px + s / 2 +
+                                                pw, top + 2 * s)))
     # vehicles and people, larger when lower in the image (perspective)
     movers = ['car'] * 6 + ['truck', 'bus', 'train', 'motorcycle',
                             'bicycle'] + ['person'] * 3 + ['rider']

@@ -240,9 +240,9 @@ class LocalLearningModel:
                 every module's graph alive (no memory saving) and never run
                 the local backward passes.
         """
-        if (self.num_modules > 1 and self.training
-                and torch.is_grad_enabled() and torch_dist.is_available()
-                and torch_dist.is_initialized()):
+        if (self.num_modules > 1 and self.training and
+                torch.is_grad_enabled() and torch_dist.is_available() and
+                torch_dist.is_initialized()):
             raise RuntimeError(
                 f'{type(self).__name__} is being trained through '
                 "forward(mode='loss') in a distributed run: mmengine's "

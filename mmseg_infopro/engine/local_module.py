@@ -34,7 +34,7 @@ class LocalModule(nn.Module):
 
     def forward(self, *args, **kwargs):
         return self._model.forward_local_module(self.index, *args,
-                                                    **kwargs)
+                                                **kwargs)
 
     def extra_repr(self) -> str:
         return f'index={self.index}'

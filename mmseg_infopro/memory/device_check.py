@@ -333,8 +333,8 @@ def hook_check(work_dir: str, cpu: bool = False, iters: int = 3,
 def hook_summary(result: dict) -> str:
     """The one line ``tools/gpu_check.py hook`` prints."""
     last = result['mem'][-1] if result['mem'] else {}
-    return (f'hook: tools/train.py {result["iterations"]} iterations, last '
-            + ', '.join(f'{k} {last.get(k)}' for k in HOOK_KEYS) +
+    return (f'hook: tools/train.py {result["iterations"]} iterations, last ' +
+            ', '.join(f'{k} {last.get(k)}' for k in HOOK_KEYS) +
             f': {_verdict(result)}')
 
 
@@ -379,8 +379,8 @@ def pytest_counts(junit: str) -> dict:
         else:
             counts['passed'] += 1
     return dict(counts, failed_tests=failed, skipped_tests=skipped,
-                ok=counts['failed'] == counts['errors'] == 0
-                and counts['passed'] > 0)
+                ok=counts['failed'] == counts['errors'] == 0 and
+                counts['passed'] > 0)
 
 
 # ----------------------------------------------------------------- report
@@ -470,8 +470,8 @@ def report_lines(summary: dict, out: Optional[str] = None) -> List[str]:
         diff = e.get('diff_pct')
         lines.append(
             f'    {e["row"]:<26} {fmt(dev, ".1f"):>9} {fmt(fake, ".1f"):>9}'
-            f' {"-" if diff is None else format(diff, "+.2f") + "%":>8}'
-            + (f'  cuts {e["cuts"]}' if e.get('cuts') else ''))
+            f' {"-" if diff is None else format(diff, "+.2f") + "%":>8}' +
+            (f'  cuts {e["cuts"]}' if e.get('cuts') else ''))
     ratio = {k: fmt(v, '.3f') for k, v in summary['time_ratio'].items()
              if not k.endswith('ratios')}
     lines.append(f'  step time x E2E: InfoPro K=2 '

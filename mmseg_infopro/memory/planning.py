@@ -139,8 +139,6 @@ def _partition_dp(n, k, cost, allowed, combine, start,
     return sorted(cuts), f[k - 1][n]
 
 
-
-
 # ------------------------------------------------------------ cut planning
 def _head_sequences(profile: MemoryProfile, num_modules: int):
     """Every non-decreasing sequence of cut shapes (head keys) for
@@ -336,6 +334,7 @@ def _plan_k(profile: MemoryProfile, num_modules: int, budget: float,
     every module fits ``budget`` (bytes), or None."""
     n = len(profile.units)
     allowed = profile.allowed_positions()
+
     def flops(s, e, m, state, grads):
         point = curves.lookup(s, e, budget - state - grads[m])
         return float('inf') if point is None else point[0]
@@ -361,8 +360,8 @@ def lowest_peak(profile: MemoryProfile, max_modules: int = 8,
     up the peak module's base (parameters + optimizer states + buffers,
     data, local heads' state)."""
     best = None
-    for k in range(1, min(max_modules, len(profile.allowed_positions()) + 1)
-                   + 1):
+    for k in range(1, min(max_modules, len(profile.allowed_positions()) + 1) +
+                   1):
         curves = _curves(profile, k, modes, cache)
         n = len(profile.units)
 

@@ -136,6 +136,7 @@ class Plan:
 
     def to_json(self) -> dict:
         ckpt = self.checkpoint()
+
         def js(u):
             return u if u == 'stem' else list(u)
         return dict(num_modules=self.num_modules,
@@ -566,7 +567,7 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
                     bwd_peak_detached=fr0['bwd'],
                     flops_bwd=fr['flops_bwd'],
                     flops_bwd_detached=fr0['flops_bwd'])
-                       for mode, (fr, fr0, _) in figures.items()},
+                    for mode, (fr, fr0, _) in figures.items()},
                 out=_storage_bytes([r['out']]), raw_stage=raw_stage,
                 raw_out=raw_out, params=_trainable_bytes(parts),
                 buffers=sum(_storage_bytes(_buffers(p)) for p in parts),
@@ -605,8 +606,8 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
             local[f'{in_key}->{out_key}' if by_input else out_key] = \
                 HeadCost(peak, flops, _trainable_bytes([head]),
                          _storage_bytes(head.buffers()),
-                         sum(v for k, v in head_opt.items() if isinstance(k, int)
-                    and k != -1))
+                         sum(v for k, v in head_opt.items() if isinstance(k, int) and
+                             k != -1))
 
         if log:
             log("final heads")

@@ -44,7 +44,7 @@ def _pyplot(what: str):
         import matplotlib
     except ImportError:
         raise NeedsMatplotlib(f'{what} needs matplotlib: pip install matplotlib '
-                          '(or pip install -e ".[bench]")') from None
+                              '(or pip install -e ".[bench]")') from None
     matplotlib.use('Agg')
     import matplotlib.pyplot as plt
     return plt

@@ -100,8 +100,8 @@ def check_cuttable(model_cfg, what: str = 'the benchmark',
     cls = model_class(btype, scope)
     model_cls = model_class(model_cfg.get('type'), scope)
     ok = isinstance(cls, type) and issubclass(cls, CuttableBackbone)
-    if not (isinstance(model_cls, type)
-            and issubclass(model_cls, LocalLearningModel)) or not ok:
+    if not (isinstance(model_cls, type) and
+            issubclass(model_cls, LocalLearningModel)) or not ok:
         raise ValueError(
             f'{what} needs an InfoPro model (InfoProEncoderDecoder, ...) with '
             f'a cut-able backbone, got model.type={model_cfg.get("type")!r}, '
@@ -187,8 +187,8 @@ def config_checkpoint(cfg: Config) -> dict:
     backbone = cfg.model.backbone
     return dict(
         full=list(backbone.get('checkpoint_blocks', None) or []),
-        selective=list(backbone.get('selective_checkpoint_blocks', None)
-                       or []))
+        selective=list(backbone.get('selective_checkpoint_blocks', None) or
+                       []))
 
 
 def optimizer_kwargs(cfg: Config) -> dict:

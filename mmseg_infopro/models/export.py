@@ -158,8 +158,8 @@ def to_plain_config(cfg: Config) -> Config:
             backbone.init_cfg.get('type') == 'Pretrained':
         backbone.init_cfg = None
     left = [(path, node['type']) for path, node in _walk(cfg._cfg_dict)
-            if isinstance(node.get('type'), str)
-            and node['type'].split('.')[-1] in package_types]
+            if isinstance(node.get('type'), str) and
+            node['type'].split('.')[-1] in package_types]
     if left:
         raise ExportError(
             'the config uses types of mmseg_infopro that have no plain mmseg '
@@ -235,7 +235,7 @@ def plain_state_dict(state: dict, model: torch.nn.Module):
            for k, v in expected.items() if state[k].shape != v.shape]
     if bad:
         raise ExportError('shape mismatch between the checkpoint and the '
-                         f'config (checkpoint vs model): {bad[:10]}')
+                          f'config (checkpoint vs model): {bad[:10]}')
     exported = OrderedDict((k, state[k].detach().cpu().clone())
                            for k in expected)
     dropped = [k for k in state if k not in expected]
@@ -271,8 +271,8 @@ def export_checkpoint(checkpoint_path: str, out: str,
         type(m).__name__
         for m in model.modules()
         if type(m).__module__.startswith('mmseg_infopro') and (
-            type(model).__name__ != CLASSIFIER
-            or _is_training_only(type(m).__name__))
+            type(model).__name__ != CLASSIFIER or
+            _is_training_only(type(m).__name__))
     })
     if foreign:
         raise ExportError(f'the exported model still uses {foreign} of '

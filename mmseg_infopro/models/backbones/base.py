@@ -137,9 +137,9 @@ def normalize_blocks(points, stage_blocks: Sequence[int],
                                  f'{points!r}')
             out.append('stem')
             continue
-        if (isinstance(point, (str, bytes))
-                or not isinstance(point, Sequence) or len(point) != 2
-                or not all(_is_int(v) for v in point)):
+        if (isinstance(point, (str, bytes)) or
+                not isinstance(point, Sequence) or len(point) != 2 or
+                not all(_is_int(v) for v in point)):
             raise TypeError(f'{where}: each entry must be a (stage, block) '
                             'pair of ints' + (" or 'stem'" if stem else '') +
                             f', got {point!r}')

@@ -125,9 +125,9 @@ def release_to_split_points(release, stage_blocks: Sequence[int]
     cuts = []
     for entry in release:
         entry = _as_list(entry)
-        if (isinstance(entry, (str, bytes))
-                or not isinstance(entry, Sequence) or len(entry) != 2
-                or not all(_is_int(v) for v in entry)):
+        if (isinstance(entry, (str, bytes)) or
+                not isinstance(entry, Sequence) or len(entry) != 2 or
+                not all(_is_int(v) for v in entry)):
             raise TypeError('release split points: each entry must be a '
                             f'[stage, block] pair of ints, got {entry!r}')
         stage, block = (int(v) for v in entry)
@@ -372,7 +372,7 @@ class InfoProCifarResNet(CuttableBackbone, CifarResNet):
         if set(spec) == {'release'}:
             return release_to_split_points(spec['release'], self.stage_blocks)
         if 'table' in spec and set(spec) <= {'table', 'num_modules',
-                                            'dataset'}:
+                                             'dataset'}:
             if spec['table'] not in ('even', 'balanced') \
                     or 'num_modules' not in spec:
                 raise ValueError(

@@ -150,8 +150,8 @@ class InfoProLocalHead(BaseModule):
             if target is None:
                 raise ValueError(
                     f"InfoProLocalHead(recons_target='{self.recons_target}')"
-                    '.loss needs ' + ('the image target' if self.recons_target
-                                      == 'image' else 'inputs='))
+                    '.loss needs ' + ('the image target' if self.recons_target ==
+                                      'image' else 'inputs='))
             recons = self.recons_head.loss(x, target, mask)
             losses['loss_recons'] = \
                 recons['loss_recons'] * self.loss_recons_weight
