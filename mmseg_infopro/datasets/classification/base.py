@@ -100,12 +100,8 @@ class InMemoryClsDataset(BaseDataset):
                  metainfo: Optional[dict] = None,
                  test_mode: bool = False,
                  **kwargs) -> None:
-        if split is None:
-            split = 'test' if test_mode else 'train'
-        if split not in self.SPLITS:
-            raise ValueError(f'{type(self).__name__}: split must be one of '
-                             f'{self.SPLITS}, got {split!r}')
-        self.split = split
+        self.split = resolve_split(self, split, test_mode, self.SPLITS,
+                                   'test')
         self.images: Optional[np.ndarray] = None
         self._classes_given = bool(metainfo) and 'classes' in metainfo
         super().__init__(
@@ -140,6 +136,18 @@ class InMemoryClsDataset(BaseDataset):
         info['img_shape'] = img.shape[:2]
         info['ori_shape'] = img.shape[:2]
         return info
+
+
+def resolve_split(dataset, split: Optional[str], test_mode: bool,
+                  allowed: Sequence[str], test_split: str) -> str:
+    """``split``, or ``test_split`` / ``'train'`` by ``test_mode`` when it
+    is None; ``ValueError`` naming the dataset and the allowed splits."""
+    if split is None:
+        split = test_split if test_mode else 'train'
+    if split not in allowed:
+        raise ValueError(f'{type(dataset).__name__}: split must be one of '
+                         f'{tuple(allowed)}, got {split!r}')
+    return split
 
 
 def list_dir(folder: str) -> List[str]:

@@ -23,7 +23,8 @@ from typing import List, Optional, Union
 from mmengine.dataset import BaseDataset
 
 from mmseg.registry import DATASETS
-from .base import ClsDataFormatError, ClsDataNotFoundError, list_dir
+from .base import (ClsDataFormatError, ClsDataNotFoundError, list_dir,
+                   resolve_split)
 
 #: image file extensions (compared lower-case)
 IMG_EXTENSIONS = ('.jpg', '.jpeg', '.png', '.bmp', '.ppm', '.pgm', '.tif',
@@ -94,11 +95,8 @@ class ImageNetDataset(BaseDataset):
                  metainfo: Optional[dict] = None,
                  test_mode: bool = False,
                  **kwargs) -> None:
-        if split is None:
-            split = 'val' if test_mode else 'train'
-        if split not in self.SPLIT_FOLDERS:
-            raise ValueError(f'{type(self).__name__}: split must be one of '
-                             f'{tuple(self.SPLIT_FOLDERS)}, got {split!r}')
+        split = resolve_split(self, split, test_mode, self.SPLIT_FOLDERS,
+                              'val')
         if num_classes is not None and num_classes < 1:
             raise ValueError(f'{type(self).__name__}: num_classes must be '
                              f'>= 1, got {num_classes}')
