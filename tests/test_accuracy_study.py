@@ -14,6 +14,7 @@ from conftest import DEMO_K1, DEMO_K2, REPO
 from mmseg_infopro.study import accuracy
 from mmseg_infopro.study.accuracy import (StudyError, format_cfg_options,
                                           load_spec, markdown_table,
+                                          per_class_table, read_per_class,
                                           rescale_param_schedulers,
                                           run_options, run_study, summarize)
 
@@ -227,6 +228,38 @@ def test_tiny_study_resumes_and_reports(tmp_path, capsys):
     assert rows['k2'][5] == f'{means["k2"] - means["e2e"]:+.2f}'
     assert [r['variant'] for r in summarize(results)] == ['e2e', 'k2']
 
+    # every run keeps mmseg's per-class IoU; their mean is the run's mIoU
+    classes = None
+    for run in results['runs']:
+        per_class = run['per_class']
+        assert len(per_class) == 19 and 'road' in per_class
+        classes = classes or list(per_class)
+        assert list(per_class) == classes
+        present = [v for v in per_class.values() if v is not None]
+        assert present and all(0 <= v <= 100 for v in present)
+        assert abs(statistics.mean(present) - run['value']) <= 0.011
+    # --per-class refills a run recorded without it (from its log) and
+    # prints the mean per class and variant, with the difference to e2e
+    with open(out) as f:
+        stripped = json.load(f)
+    kept = stripped['runs'][3].pop('per_class')
+    with open(out, 'w') as f:
+        json.dump(stripped, f)
+    study_tool.main([spec_path, '--out', out, '--report-only',
+                     '--per-class'])
+    printed = capsys.readouterr().out
+    with open(out) as f:
+        assert json.load(f)['runs'][3]['per_class'] == kept
+    road = next(line for line in printed.splitlines()
+                if line.startswith('| road |'))
+    cells = [c.strip() for c in road.split('|')[2:-1]]
+    mean = {v: statistics.mean(r['per_class']['road'] for r in
+                               results['runs'] if r['variant'] == v)
+            for v in ('e2e', 'k2')}
+    assert cells == [f'{mean["e2e"]:.1f}',
+                     f'{mean["k2"]:.1f} ({mean["k2"] - mean["e2e"]:+.1f})']
+    assert len(per_class_table(results).splitlines()) == 2 + 19
+
     # a finished study: nothing is launched
     launch, calls = _counting_launch()
     again = run_study(spec, out, work_dir=work, launch=launch,
@@ -267,6 +300,31 @@ def test_tiny_study_resumes_and_reports(tmp_path, capsys):
     study_tool.main([spec_path, '--out', out, '--report-only', '--plot',
                      png])
     assert osp.getsize(png) > 0
+
+
+def test_read_per_class(tmp_path):
+    """The last per-class table of the newest log; nan is None; a log
+    without the table (classification) gives None."""
+    table = ("per class results:\n\n+-------+-------+-------+\n"
+             "| Class |  IoU  |  Acc  |\n+-------+-------+-------+\n"
+             "|  road | {} | 90.0 |\n| rider |  nan  |  nan  |\n"
+             "| traffic light | 12.5 | 13.0 |\n"
+             "+-------+-------+-------+\nIter(val) [2/2] mIoU: 1\n")
+    old = tmp_path / '20260101_000000'
+    new = tmp_path / '20260102_000000'
+    old.mkdir()
+    new.mkdir()
+    (old / '20260101_000000.log').write_text(table.format('99.0'))
+    (new / '20260102_000000.log').write_text(
+        table.format('10.0') + 'later\n' + table.format('40.25'))
+    assert read_per_class(str(tmp_path)) == {
+        'road': 40.25, 'rider': None, 'traffic light': 12.5}
+    (new / '20260102_000000.log').write_text('accuracy/top1: 73.6\n')
+    assert read_per_class(str(tmp_path)) is None
+    assert read_per_class(str(tmp_path / 'missing')) is None
+    (new / '20260102_000000.log').write_text(table.format('high'))
+    with pytest.raises(StudyError, match="'high' of 'road'"):
+        read_per_class(str(tmp_path))
 
 
 def test_spec_errors(tmp_path):

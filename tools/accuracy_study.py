@@ -26,8 +26,8 @@ except ImportError:  # running from a source checkout without install
     import mmseg_infopro  # noqa: F401
 
 from mmseg_infopro.study.accuracy import (  # noqa: E402
-    StudyError, load_results, load_spec, markdown_table, plot_study,
-    run_study)
+    StudyError, fill_per_class, load_results, load_spec, markdown_table,
+    per_class_table, plot_study, run_study, write_results)
 
 
 def _list(text, kind=str):
@@ -73,6 +73,10 @@ def parse_args(argv=None):
                         'is read')
     parser.add_argument('--markdown', action='store_true',
                         help='print the results as a markdown table')
+    parser.add_argument(
+        '--per-class', action='store_true',
+        help='print the mean per-class IoU of every variant (segmentation); '
+        'runs recorded without it get it from their logs, saved in --out')
     parser.add_argument('--plot', default=None, metavar='OUT.png',
                         help='draw mean and spread per variant (matplotlib)')
     args = parser.parse_args(argv)
@@ -111,6 +115,17 @@ def main(argv=None) -> dict:
         if args.markdown:
             print()
             print(markdown_table(results))
+            print()
+        if args.per_class:
+            before = [bool(r.get('per_class')) for r in results['runs']]
+            missing = fill_per_class(results)
+            if [bool(r.get('per_class')) for r in results['runs']] != before:
+                write_results(out, results)
+            if missing:
+                print(f'[study] no per-class IoU for {", ".join(missing)} '
+                      '(its log is gone)')
+            print()
+            print(per_class_table(results))
             print()
         if args.plot:
             print(f'[study] plot: {plot_study(results, args.plot)}')

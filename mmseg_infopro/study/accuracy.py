@@ -513,6 +513,112 @@ def read_final_metric(work_dir: str, metric: str) -> dict:
                 source=logs[-1])
 
 
+_PER_CLASS_ROW = re.compile(r'^\|\s*(.+?)\s*\|\s*([-+\w.]+)\s*\|')
+
+
+def read_per_class(work_dir: str) -> Optional[Dict[str, Optional[float]]]:
+    """Per-class IoU of the last validation in ``work_dir`` (the newest
+    ``<timestamp>/<timestamp>.log``, the "per class results" table that
+    mmseg's ``IoUMetric`` logs): ``{class: IoU}`` in the table's order,
+    None for a class absent from the validation set (nan). None when the
+    run logged no such table (classification)."""
+    logs = sorted(glob(osp.join(work_dir, '*', '*.log')))
+    if not logs:
+        return None
+    with open(logs[-1], errors='replace') as f:
+        text = f.read()
+    if 'per class results:' not in text:
+        return None
+    table = text.rsplit('per class results:', 1)[1]
+    per_class, started = {}, False
+    for line in table.splitlines():
+        line = line.strip()
+        if line.startswith('+'):
+            if per_class:
+                break  # the table's bottom rule
+            continue
+        match = _PER_CLASS_ROW.match(line)
+        if not match:
+            if started:
+                break
+            continue
+        started = True
+        name, iou = match.groups()
+        if name == 'Class':
+            continue
+        try:
+            value = float(iou)
+        except ValueError:
+            raise StudyError(f'{logs[-1]}: per-class IoU {iou!r} of '
+                             f'{name!r} is not a number')
+        per_class[name] = None if math.isnan(value) else value
+    return per_class or None
+
+
+def fill_per_class(results: dict) -> List[str]:
+    """Add ``per_class`` to the runs that lack it, from their logs (the
+    ``work_dir`` each run recorded, relative to its ``cwd``). Returns the
+    runs (``variant seed<k>``) whose logs are gone."""
+    missing = []
+    for run in results['runs']:
+        if run.get('per_class'):
+            continue
+        work_dir = run.get('work_dir', '')
+        if not osp.isabs(work_dir):
+            work_dir = osp.join(run.get('cwd', '.'), work_dir)
+        per_class = read_per_class(work_dir)
+        if per_class:
+            run['per_class'] = per_class
+        else:
+            missing.append(f'{run["variant"]} seed{run["seed"]}')
+    return missing
+
+
+def per_class_table(results: dict, digits: int = 1) -> str:
+    """Mean per-class IoU over the seeds, one column per variant, with the
+    difference to the baseline's mean in brackets (segmentation studies;
+    runs without ``per_class`` are left out and counted in the header)."""
+    rows = summarize(results)
+    study = results.get('study', {})
+    baseline = study.get('baseline')
+    means, counts, classes = {}, {}, []
+    for row in rows:
+        runs = [r for r in results['runs']
+                if r['variant'] == row['variant'] and r.get('per_class')]
+        counts[row['variant']] = len(runs)
+        table = {}
+        for run in runs:
+            for name, iou in run['per_class'].items():
+                if name not in classes:
+                    classes.append(name)
+                if iou is not None:
+                    table.setdefault(name, []).append(iou)
+        means[row['variant']] = {k: statistics.mean(v)
+                                 for k, v in table.items()}
+    variants = [r['variant'] for r in rows if counts[r['variant']]]
+    if not variants:
+        raise StudyError('no run has per-class IoU (a classification study, '
+                         'or the runs\' logs are gone)')
+    fmt = f'{{:.{digits}f}}'
+    head = ['class'] + [f'{v} ({counts[v]} seeds)' for v in variants]
+    lines = ['| ' + ' | '.join(head) + ' |',
+             '|' + '|'.join(['---'] + ['---:'] * len(variants)) + '|']
+    for name in classes:
+        cells = [name]
+        base = means.get(baseline, {}).get(name)
+        for variant in variants:
+            value = means[variant].get(name)
+            if value is None:
+                cells.append('-')
+            elif variant == baseline or base is None:
+                cells.append(fmt.format(value))
+            else:
+                cells.append(f'{fmt.format(value)} '
+                             f'({value - base:+.{digits}f})')
+        lines.append('| ' + ' | '.join(cells) + ' |')
+    return '\n'.join(lines)
+
+
 def load_results(out: str) -> Optional[dict]:
     if not osp.isfile(out):
         return None
@@ -676,6 +782,7 @@ def run_study(spec: StudySpec,
             raise StudyError(f'{variant} seed {seed}: the last {spec.metric} '
                              f'was logged at step {final["step"]}, not at '
                              f'iteration {iters} ({final["source"]})')
+        per_class = read_per_class(run_dir)
         if not keep_checkpoints:
             for ckpt in glob(osp.join(run_dir, '*.pth')):
                 os.remove(ckpt)
@@ -690,6 +797,8 @@ def run_study(spec: StudySpec,
             work_dir=run_dir, metric_source=final['source'],
             train_seconds=round(seconds, 1),
             finished_at=time.strftime('%Y-%m-%dT%H:%M:%S'))
+        if per_class:
+            run['per_class'] = per_class
         results['runs'].append(run)
         done[(variant, seed)] = run
         write_results(out, results)
