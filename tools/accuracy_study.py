@@ -121,9 +121,9 @@ def main(argv=None) -> dict:
             missing = fill_per_class(results)
             if [bool(r.get('per_class')) for r in results['runs']] != before:
                 write_results(out, results)
-            if missing:
+            if missing and len(missing) < len(results['runs']):
                 print(f'[study] no per-class IoU for {", ".join(missing)} '
-                      '(its log is gone)')
+                      '(no per-class table in its log, or the log is gone)')
             print()
             print(per_class_table(results))
             print()
