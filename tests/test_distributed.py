@@ -7,6 +7,7 @@ A probe hook (:class:`DistProbeHook`, imported by the runs through
 ``custom_imports``) gathers every rank's parameters and gradients after each
 iteration.
 """
+import glob
 import os
 import os.path as osp
 import socket
@@ -305,6 +306,13 @@ def test_two_processes_match_one(synthetic_root, tmp_path):
 
     dist_rec = dist_train(cfg('dist', 2), tmp_path / 'dist')
     single_rec = single_train(cfg('single', 4), tmp_path / 'single')
+    # the gloo ranks end with os._exit after destroying the group
+    # (shutdown_process_group): exit code 0 above, and rank 0's log holds
+    # the final validation
+    log = sorted(glob.glob(str(tmp_path / 'dist' / '2*' / '2*.log')))[-1]
+    with open(log) as f:
+        assert any('Iter(val)' in line and 'mIoU' in line
+                   for line in f.readlines()[-3:])
 
     assert dist_rec['world_size'] == 2 and single_rec['world_size'] == 1
     # identical on both ranks after every iteration

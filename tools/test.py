@@ -126,4 +126,4 @@ def main(argv=None):
 
 if __name__ == '__main__':
     main()
-    shutdown_process_group()
+    shutdown_process_group(hard_exit=True)
