@@ -441,8 +441,8 @@ def shutdown_process_group(hard_exit: bool = False) -> None:
 
     mmengine leaves the group to the interpreter's exit. With gloo, a rank
     can then abort after a finished run ("terminate called without an
-    active exception", SIGABRT, on a loaded machine, about 1 run in 20 of
-    the test suite's 2-rank runs): Python's faulthandler shows the main
+    active exception", SIGABRT, on a loaded machine, 2 of about 50 of the
+    test suite's 2-rank runs): Python's faulthandler shows the main
     thread with no Python frame, so it happens in the C++ teardown at
     interpreter exit, after the group is destroyed. ``hard_exit=True``
     (``tools/train.py`` and ``tools/test.py`` run as scripts) therefore
@@ -450,7 +450,9 @@ def shutdown_process_group(hard_exit: bool = False) -> None:
     after flushing the logs and standard streams: checkpoints, logs and
     ``vis_data`` are closed by then (mmengine closes its visualizer in
     ``after_run``), and nothing in mmengine, mmcv or mmseg registers an
-    ``atexit`` handler. NCCL runs exit normally."""
+    ``atexit`` handler. DataLoader worker processes, if any, see their
+    parent gone and exit within torch's 5 s status interval. NCCL runs
+    exit normally."""
     if not (torch_dist.is_available() and torch_dist.is_initialized()):
         return
     gloo = torch_dist.get_backend() == 'gloo'
