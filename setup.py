@@ -5,8 +5,10 @@ distributions that install the same package: the full ``mmcv`` (compiled
 ops, usually installed by hand for one's CUDA) and ``mmcv-lite``. Install
 ``mmseg-infopro[lite]`` if you have no mmcv; plain ``mmseg-infopro`` keeps
 the full mmcv you already have (never install mmcv-lite over it).
-torch is required as ``torch>=2.0`` so that an installed torch (CPU or CUDA)
-satisfies it and pip never pulls another build.
+torch is required as ``torch>=2.6`` (checkpoints load with
+``weights_only=True`` and an allowlist given as ``(object, name)`` pairs,
+which torch 2.6 introduced), so that an installed recent torch (CPU or
+CUDA) satisfies it and pip pulls no other build.
 """
 from setuptools import find_packages, setup
 
@@ -22,7 +24,7 @@ setup(
     packages=find_packages(include=['mmseg_infopro', 'mmseg_infopro.*']),
     python_requires='>=3.8',
     install_requires=[
-        'torch>=2.0',
+        'torch>=2.6',
         'mmengine==0.10.7',
         # mmseg.utils imports ftfy/regex (its "multimodal" extra)
         'mmsegmentation[multimodal]==1.2.2',

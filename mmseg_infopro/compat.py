@@ -15,12 +15,15 @@ Fixes:
 * ``pkg_resources``: setuptools >= 82 removed ``pkg_resources``, which
   mmengine uses to resolve ``mmseg::`` config bases. We replace mmengine's
   three package helpers by ``importlib.metadata`` equivalents.
-* ``torch_load_weights_only``: torch >= 2.6 loads with ``weights_only=True``
-  by default and mmengine 0.10.x does not say otherwise, so its own
-  checkpoints (which pickle a ``HistoryBuffer``) cannot be loaded for
-  ``load_from`` / ``--resume``. mmengine's checkpoint module gets a ``torch``
-  whose ``load`` defaults to ``weights_only=False``, as before torch 2.6.
-  This only affects files the user names as checkpoints.
+* ``safe_checkpoint_load``: mmengine 0.10.x calls ``torch.load`` without
+  ``weights_only``, so under torch >= 2.6 its own checkpoints (which pickle
+  a ``HistoryBuffer``) cannot be loaded for ``load_from`` / ``--resume``,
+  and before torch 2.6 every checkpoint loads with ``weights_only=False``
+  (a file can run code). mmengine's checkpoint module gets a ``torch``
+  whose ``load``, and a ``load_url``, that load with ``weights_only=True``
+  and the allowlist of :mod:`mmseg_infopro.safe_loading`; a file that
+  needs another global is refused with an error naming the file and the
+  global, unless the user sets ``MMSEG_INFOPRO_TRUST_CHECKPOINTS=1``.
 * ``numpy_in1d``: numpy >= 2.4 removed ``np.in1d``, which cityscapesscripts
   2.3 (mmseg's ``CityscapesMetric``) calls; restored as ``np.isin`` on the
   flattened input, only when cityscapesscripts is installed.
@@ -29,7 +32,6 @@ import importlib
 import importlib.machinery
 import importlib.metadata
 import importlib.util
-import inspect
 import os.path as osp
 import sys
 import types
@@ -177,8 +179,9 @@ def _fix_pkg_resources():
 
 
 # ------------------------------------------------------------------ torch.load
-class _TorchWithTrustedLoad(types.ModuleType):
-    """``torch`` as seen by mmengine's checkpoint module."""
+class _TorchWithSafeLoad(types.ModuleType):
+    """``torch`` as seen by mmengine's checkpoint module: ``load`` is
+    :func:`mmseg_infopro.safe_loading.load_checkpoint`."""
 
     def __init__(self, torch):
         super().__init__('torch')
@@ -187,9 +190,21 @@ class _TorchWithTrustedLoad(types.ModuleType):
     def __getattr__(self, name):
         return getattr(self._torch, name)
 
-    def load(self, *args, **kwargs):
-        kwargs.setdefault('weights_only', False)
-        return self._torch.load(*args, **kwargs)
+    def load(self, f, map_location=None, **kwargs):
+        from .safe_loading import load_checkpoint
+        return load_checkpoint(f, map_location=map_location, **kwargs)
+
+
+def _safe_load_url(url, model_dir=None, map_location=None, progress=True,
+                   **kwargs):
+    """mmengine's ``load_url`` (``torch.hub.load_state_dict_from_url``)
+    with the safe loader."""
+    import torch.hub
+
+    from .safe_loading import load_checkpoint
+    return load_checkpoint(url, map_location=map_location, name=url,
+                           load=torch.hub.load_state_dict_from_url,
+                           model_dir=model_dir, progress=progress, **kwargs)
 
 
 def _fix_torch_load():
@@ -197,13 +212,27 @@ def _fix_torch_load():
     from mmengine.runner import checkpoint
     from mmengine.utils import digit_version
     if digit_version(torch.__version__) < digit_version('2.6.0'):
+        # safe_globals with (object, 'module.name') entries, needed for the
+        # allowlist, came with torch 2.6 (so did weights_only=True default)
+        raise ImportError(
+            f'mmseg-infopro needs torch >= 2.6; this is {torch.__version__}.'
+            ' Install a newer build of torch for your CUDA first.')
+    if isinstance(checkpoint.torch, _TorchWithSafeLoad):
         return
-    if isinstance(checkpoint.torch, _TorchWithTrustedLoad):
-        return
-    if 'weights_only' in inspect.getsource(checkpoint.load_from_local):
-        return  # a newer mmengine handles it
-    checkpoint.torch = _TorchWithTrustedLoad(torch)
-    APPLIED.append('torch_load_weights_only')
+    checkpoint.torch = _TorchWithSafeLoad(torch)
+    checkpoint.load_url = _safe_load_url
+    loader = checkpoint.CheckpointLoader
+    load_checkpoint = loader.load_checkpoint.__func__
+
+    def named_load_checkpoint(cls, filename, map_location=None,
+                              logger='current'):
+        # streams (s3://, pavi://) reach torch.load without their name
+        from .safe_loading import naming_checkpoint
+        with naming_checkpoint(filename):
+            return load_checkpoint(cls, filename, map_location, logger)
+
+    loader.load_checkpoint = classmethod(named_load_checkpoint)
+    APPLIED.append('safe_checkpoint_load')
 
 
 # ------------------------------------------------------------------ np.in1d

@@ -11,6 +11,7 @@ import pytest
 import torch
 from mmengine.config import Config
 
+from mmseg_infopro.safe_loading import load_checkpoint as load_ckpt
 from conftest import REPO, single_thread
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
@@ -98,7 +99,7 @@ def test_train_logs_every_module_and_validates(trained):
     assert len(val) == 1
     assert 0.0 <= val[0]['accuracy/top1'] <= 100.0
     assert val[0]['accuracy/top5'] >= val[0]['accuracy/top1']
-    ckpt = torch.load(osp.join(str(work), 'epoch_2.pth'), weights_only=False)
+    ckpt = load_ckpt(osp.join(str(work), 'epoch_2.pth'))
     keys = list(ckpt['state_dict'])
     assert any(k.startswith('backbone.') for k in keys)
     assert any(k.startswith('head.fc.') for k in keys)
@@ -132,10 +133,8 @@ def test_resume_ends_with_the_same_weights(cifar_root, trained, tmp_path):
     resumed.visualizer.name += '_resumed'
     runner = run_train(resumed, '--resume')
     assert runner.epoch == 2
-    a = torch.load(osp.join(str(work), 'epoch_2.pth'),
-                   weights_only=False)['state_dict']
-    b = torch.load(str(tmp_path / 'part' / 'epoch_2.pth'),
-                   weights_only=False)['state_dict']
+    a = load_ckpt(osp.join(str(work), 'epoch_2.pth'))['state_dict']
+    b = load_ckpt(str(tmp_path / 'part' / 'epoch_2.pth'))['state_dict']
     assert list(a) == list(b)
     differ = [k for k in a if not torch.equal(a[k], b[k])]
     assert not differ, differ[:5]

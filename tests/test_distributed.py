@@ -23,6 +23,7 @@ from mmengine.logging import MessageHub
 
 from mmseg.registry import HOOKS, MODELS
 
+from mmseg_infopro.safe_loading import load_checkpoint as load_ckpt
 from conftest import DEMO_K2, REPO, demo_cfg, single_thread
 
 TESTS = osp.dirname(osp.abspath(__file__))
@@ -333,7 +334,7 @@ def test_two_processes_match_one(synthetic_root, tmp_path):
     assert not torch.allclose(dist_rec['params'], dist_rec['initial'])
     # checkpoint keys: the segmentor's, no wrapper prefix
     keys = [
-        list(torch.load(tmp_path / run / 'iter_4.pth', weights_only=False)
+        list(load_ckpt(tmp_path / run / 'iter_4.pth')
              ['state_dict']) for run in ('dist', 'single')
     ]
     assert keys[0] == keys[1]

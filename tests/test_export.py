@@ -17,6 +17,7 @@ from mmengine.config import Config
 from mmengine.runner import Runner, load_checkpoint
 from PIL import Image
 
+from mmseg_infopro.safe_loading import load_checkpoint as load_ckpt
 from conftest import REPO, demo_cfg
 from mmseg.apis import inference_model, init_model
 from mmseg.datasets import CityscapesDataset
@@ -109,8 +110,7 @@ def test_exported_checkpoint_loads_with_weights_only(trained, exported):
     model = MODELS.build(cfg.model)
     assert list(ckpt['state_dict']) == list(model.state_dict())
     load_checkpoint(model, exported['checkpoint'], strict=True)
-    train_state = torch.load(trained['ckpt'],
-                             weights_only=False)['state_dict']
+    train_state = load_ckpt(trained['ckpt'])['state_dict']
     for key, value in model.state_dict().items():
         assert torch.equal(value, train_state[key]), key
 
@@ -181,7 +181,7 @@ def test_export_errors(trained, tmp_path):
                           str(tmp_path / 'x.pth')])
     # a checkpoint without its config needs --config
     bare = str(tmp_path / 'bare.pth')
-    state = torch.load(trained['ckpt'], weights_only=False)['state_dict']
+    state = load_ckpt(trained['ckpt'])['state_dict']
     torch.save(dict(state_dict=state), bare)
     with pytest.raises(SystemExit, match='pass the training config with '
                        '--config'):

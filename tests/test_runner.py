@@ -15,6 +15,7 @@ from mmengine.runner import load_checkpoint
 
 from mmseg.registry import MODELS
 
+from mmseg_infopro.safe_loading import load_checkpoint as load_ckpt
 from conftest import REPO, demo_cfg
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
@@ -69,8 +70,8 @@ def test_train_logs_every_module_and_validates(trained):
     val = [r for r in records if 'mIoU' in r]
     assert len(val) == 1 and 0 <= val[0]['mIoU'] <= 100
     assert osp.isfile(osp.join(trained['work'], 'iter_4.pth'))
-    ckpt = torch.load(osp.join(trained['work'], 'iter_4.pth'),
-                      map_location='cpu', weights_only=False)
+    ckpt = load_ckpt(osp.join(trained['work'], 'iter_4.pth'),
+                           map_location='cpu')
     keys = ckpt['state_dict'].keys()
     assert any(k.startswith('local_heads.0.') for k in keys)
     assert any(k.startswith('backbone.layer3.') for k in keys)
@@ -132,8 +133,7 @@ def test_checkpoint_loads_into_plain_mmseg(trained):
     plain_cfg.backbone.pop('split_points')
     plain_cfg.pop('local_heads')
     plain = MODELS.build(plain_cfg)
-    state = torch.load(ckpt, map_location='cpu',
-                       weights_only=False)['state_dict']
+    state = load_ckpt(ckpt, map_location='cpu')['state_dict']
     missing, unexpected = plain.load_state_dict(state, strict=False)
     assert missing == []
     assert unexpected and all(k.startswith('local_heads.')
@@ -226,8 +226,8 @@ def test_resume_without_seed_matches_uninterrupted_run(synthetic_root,
     first = _run(synthetic_root, tmp_path / 'split', 3, seed=None, flip=True,
                  val_interval=3)
     seed = first.seed
-    meta = torch.load(osp.join(tmp_path, 'split', 'iter_3.pth'),
-                      map_location='cpu', weights_only=False)['meta']
+    meta = load_ckpt(osp.join(tmp_path, 'split', 'iter_3.pth'),
+                           map_location='cpu')['meta']
     assert meta['seed'] == seed
     resumed = _run(synthetic_root, tmp_path / 'split', 6, seed=None,
                    flip=True, val_interval=3, resume=True)

@@ -28,6 +28,7 @@ except ImportError:  # running from a source checkout without install
 
 from mmseg_infopro.models.export import (  # noqa: E402
     ExportError, export_checkpoint)
+from mmseg_infopro.safe_loading import UnsafeCheckpointError  # noqa: E402
 
 
 def parse_args(argv=None):
@@ -57,7 +58,7 @@ def main(argv=None) -> dict:
     args = parse_args(argv)
     try:
         result = export_checkpoint(args.checkpoint, args.out, args.config)
-    except ExportError as error:
+    except (ExportError, UnsafeCheckpointError) as error:
         raise SystemExit(str(error)) from None
     print(f'exported {len(result["exported"])} tensors to '
           f'{result["checkpoint"]} and the plain (end-to-end) config to '

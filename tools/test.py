@@ -21,6 +21,7 @@ from mmengine.runner import Runner
 from mmseg_infopro.engine import (cpu_default_model_wrapper,
                                   init_cpu_process_group,
                                   shutdown_process_group)
+from mmseg_infopro.safe_loading import UnsafeCheckpointError
 
 
 def parse_args(argv=None):
@@ -125,5 +126,8 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    main()
+    try:
+        main()
+    except UnsafeCheckpointError as error:  # the message says what to do
+        raise SystemExit(f'error: {error}') from None
     shutdown_process_group(hard_exit=True)

@@ -12,8 +12,10 @@ two files:
   tensors and plain Python values are stored, so it loads with
   ``torch.load(..., weights_only=True)``: torch >= 2.6's default, which
   mmengine's loader (and so mmseg's ``init_model`` and ``tools/test.py``)
-  uses. Training checkpoints do not load that way (they pickle mmengine's
-  ``HistoryBuffer`` and numpy RNG states).
+  uses. Training checkpoints need more (they pickle mmengine's
+  ``HistoryBuffer`` and numpy RNG states): the input is loaded with
+  :func:`mmseg_infopro.safe_loading.load_checkpoint`, which allows exactly
+  those and refuses a file that names any other global.
 * ``OUT.py``: the matching plain mmseg config (:func:`to_plain_config`):
   model ``EncoderDecoder`` with the stock backbone (``InfoProResNetV1c`` ->
   ``ResNetV1c``, ``InfoProMixVisionTransformer`` -> ``MixVisionTransformer``,
@@ -45,6 +47,7 @@ import torch
 from mmengine.config import Config
 from mmengine.registry import Registry, init_default_scope
 
+from ..safe_loading import load_checkpoint
 from .backbones import INFOPRO_TWINS
 
 #: arguments every cut-able backbone adds to its stock class
@@ -256,10 +259,9 @@ def export_checkpoint(checkpoint_path: str, out: str,
         raise ExportError(f'checkpoint not found: {checkpoint_path}')
     if osp.abspath(checkpoint_path) == osp.abspath(out):
         raise ExportError('--out must differ from the input checkpoint')
-    # our own training checkpoint: trusted, and not loadable with
-    # weights_only=True (HistoryBuffer, numpy RNG states)
-    checkpoint = torch.load(checkpoint_path, map_location='cpu',
-                            weights_only=False)
+    # weights_only=True with what training checkpoints hold allowed
+    # (HistoryBuffer, numpy RNG states); anything else is refused
+    checkpoint = load_checkpoint(checkpoint_path, map_location='cpu')
     cfg = to_plain_config(
         load_training_config(checkpoint, config, checkpoint_path))
     state = training_state_dict(checkpoint)

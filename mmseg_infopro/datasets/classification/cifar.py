@@ -17,12 +17,13 @@ The readers give ``(32, 32, 3)`` uint8 **BGR** images (mmcv's convention;
 ``ImgDataPreprocessor(bgr_to_rgb=True)`` turns them back to RGB).
 """
 import os.path as osp
-import pickle
 from typing import List, Optional, Tuple
 
 import numpy as np
 
 from mmseg.registry import DATASETS
+from ...safe_loading import (plain_data_globals, refused_global,
+                             restricted_pickle_load)
 from .base import (ClsDataFormatError, InMemoryClsDataset, check_labels,
                    find_files)
 
@@ -31,13 +32,26 @@ def load_pickle(path: str, what: str) -> dict:
     """The dict pickled in ``path`` (Python 2 pickles: ``encoding='bytes'``)
     with its ``bytes`` keys decoded to ``str``.
 
+    The file is unpickled without running code: the only globals it may
+    name are numpy's array pickling (what the official batches hold beside
+    dicts, lists, bytes, str and ints).
+
     Raises:
-        ClsDataFormatError: the file cannot be unpickled or holds no dict.
+        ClsDataFormatError: the file cannot be unpickled, names another
+            global, or holds no dict.
     """
     try:
         with open(path, 'rb') as f:
-            obj = pickle.load(f, encoding='bytes')
+            obj = restricted_pickle_load(f, plain_data_globals(),
+                                         encoding='bytes')
     except Exception as error:  # truncated file, not a pickle, ...
+        refused = refused_global(error)
+        if refused is not None:
+            raise ClsDataFormatError(
+                f'{path}: refused to unpickle it: it names the global '
+                f'`{refused}`, which an official CIFAR file never holds '
+                '(only dicts, lists, bytes, str, ints and numpy arrays); '
+                f'unpickling it could run code. Expected {what}.') from error
         raise ClsDataFormatError(
             f'{path}: cannot unpickle it ({type(error).__name__}: {error}); '
             f'expected {what}.') from error
