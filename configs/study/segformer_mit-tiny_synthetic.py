@@ -31,6 +31,71 @@ study = dict(
         k4=dict(config='configs/study/models/'
                 'segformer_mit-tiny_k4_synthetic.py'),
         greedy=dict(config=k2,
-                    options={'model.local_heads.recons_head': None})),
+                    options={'model.local_heads.recons_head': None}),
+        # issue 23: local-head capacity and the mechanisms
+        k2_default=dict(
+            config='configs/study/models/segformer_mit-tiny_k2_default-heads_synthetic.py',
+            options={}),
+        k4_default=dict(
+            config='configs/study/models/segformer_mit-tiny_k4_default-heads_synthetic.py',
+            options={}),
+        k2_fusion=dict(
+            config='configs/study/models/segformer_mit-tiny_k2_synthetic.py',
+            options={'model.local_heads.head_aware': True}),
+        k2_fusion_default=dict(
+            config='configs/study/models/segformer_mit-tiny_k2_default-heads_synthetic.py',
+            options={'model.local_heads.head_aware': True}),
+        k2_auglocal=dict(
+            config='configs/study/models/segformer_mit-tiny_k2_synthetic.py',
+            options={'model.local_heads.head_aware': True,
+                  'model.local_heads.lookahead.type': 'auglocal',
+                  'model.local_heads.lookahead.depth': 2}),
+        k2_auglocal_default=dict(
+            config='configs/study/models/segformer_mit-tiny_k2_default-heads_synthetic.py',
+            options={'model.local_heads.head_aware': True,
+                  'model.local_heads.lookahead.type': 'auglocal',
+                  'model.local_heads.lookahead.depth': 2}),
+        k2_man=dict(
+            config='configs/study/models/segformer_mit-tiny_k2_synthetic.py',
+            options={'model.local_heads.head_aware': True,
+                  'model.local_heads.lookahead.type': 'man',
+                  'model.local_heads.lookahead.momentum': 0.995}),
+        k2_man_default=dict(
+            config='configs/study/models/segformer_mit-tiny_k2_default-heads_synthetic.py',
+            options={'model.local_heads.head_aware': True,
+                  'model.local_heads.lookahead.type': 'man',
+                  'model.local_heads.lookahead.momentum': 0.995}),
+        k4_auglocal=dict(
+            config='configs/study/models/segformer_mit-tiny_k4_synthetic.py',
+            options={'model.local_heads.0.head_aware': True,
+                  'model.local_heads.0.lookahead.type': 'auglocal',
+                  'model.local_heads.0.lookahead.depth': 2,
+                  'model.local_heads.1.head_aware': True,
+                  'model.local_heads.1.lookahead.type': 'auglocal',
+                  'model.local_heads.1.lookahead.depth': 2,
+                  'model.local_heads.2.head_aware': True,
+                  'model.local_heads.2.lookahead.type': 'auglocal',
+                  'model.local_heads.2.lookahead.depth': 2}),
+        k4_auglocal_default=dict(
+            config='configs/study/models/segformer_mit-tiny_k4_default-heads_synthetic.py',
+            options={'model.local_heads.head_aware': True,
+                  'model.local_heads.lookahead.type': 'auglocal',
+                  'model.local_heads.lookahead.depth': 2}),
+        k4_man=dict(
+            config='configs/study/models/segformer_mit-tiny_k4_synthetic.py',
+            options={'model.local_heads.0.head_aware': True,
+                  'model.local_heads.0.lookahead.type': 'man',
+                  'model.local_heads.0.lookahead.momentum': 0.995,
+                  'model.local_heads.1.head_aware': True,
+                  'model.local_heads.1.lookahead.type': 'man',
+                  'model.local_heads.1.lookahead.momentum': 0.995,
+                  'model.local_heads.2.head_aware': True,
+                  'model.local_heads.2.lookahead.type': 'man',
+                  'model.local_heads.2.lookahead.momentum': 0.995}),
+        k4_man_default=dict(
+            config='configs/study/models/segformer_mit-tiny_k4_default-heads_synthetic.py',
+            options={'model.local_heads.head_aware': True,
+                  'model.local_heads.lookahead.type': 'man',
+                  'model.local_heads.lookahead.momentum': 0.995})),
     baseline='e2e',
     threads=1)

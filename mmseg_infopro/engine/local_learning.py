@@ -11,7 +11,7 @@ wrapper, the hooks and the memory tools talk to models only through it.
 """
 import logging
 from collections import OrderedDict
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 import torch
 import torch.distributed as torch_dist
@@ -22,6 +22,7 @@ from torch import Tensor
 
 from ..models.backbones.base import CuttableBackbone, cuttable_hint
 from .local_module import LocalModule
+from .lookahead import Lookahead
 from .optim_contract import backward_local, check_optim_wrapper
 
 WRAPPER_HINT = "model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')"
@@ -54,9 +55,11 @@ class LocalLearningModel:
     ``local_targets(inputs, data_samples, heads) -> targets``
         what the local heads ``heads`` need besides the features, from the
         preprocessed batch (any object; the step passes it on untouched).
-    ``local_loss(head, feat, targets, inputs) -> dict``
+    ``local_loss(head, feat, targets, inputs, levels) -> dict``
         the loss dict of one local head on its module's output ``feat``
-        (NCHW); ``inputs`` is the module's detached input.
+        (NCHW); ``inputs`` is the module's detached input; ``levels`` the
+        module's *levels* (:meth:`module_levels`) for a head that reads them
+        (``reads_levels``), else None.
     ``final_heads() -> list[nn.Module]``
         the heads the final loss trains (they join the last module).
     ``final_losses(feats, data_samples) -> dict``
@@ -66,6 +69,10 @@ class LocalLearningModel:
         the backbone stages (``out_indices`` values) the final heads read;
         None: all. Outputs of earlier modules are kept (detached) only for
         these.
+    ``stage_channels() -> dict``
+        ``{stage (out_indices value): channels}`` of the stage outputs the
+        final heads read, from their configs (a local head that reads its
+        module's levels is built with these widths).
     ``example_batch(batch, size, seed) -> dict``
         a fabricated dataloader batch of ``batch`` images of ``size``
         ``(H, W)`` (fake tensors under FakeTensorMode), for the memory
@@ -77,8 +84,10 @@ class LocalLearningModel:
 
     A local head is an ``nn.Module`` built from ``local_head_registry``;
     it may set ``needs_image`` (the targets must carry the reconstruction
-    image) and ``needs_inputs`` (its cost depends on its module's input,
-    e.g. it reconstructs the input features).
+    image), ``needs_inputs`` (its cost depends on its module's input,
+    e.g. it reconstructs the input features) and ``reads_levels`` (it
+    reads its module's levels). A module whose stages the final heads read
+    builds its head with ``level_channels`` (the levels' widths).
 
     **What the mixin provides**: :attr:`num_modules`,
     :meth:`local_modules`, :meth:`forward_local_module`,
@@ -146,23 +155,69 @@ class LocalLearningModel:
                         f'{self.backbone.module_out_name(k)}) has '
                         f'{expected} channels (leave {key} out to have it '
                         'filled in)')
+            if isinstance(cfg.get('lookahead'), dict):
+                cfg['lookahead'] = Lookahead(self.backbone, k,
+                                             self.num_modules,
+                                             **cfg['lookahead'])
             heads.append(self.build_local_head(
                 cfg, self.backbone.module_out_channels(k),
-                self.backbone.module_in_channels(k)))
+                self.backbone.module_in_channels(k),
+                self.level_channels(k)))
         self.local_heads = nn.ModuleList(heads)
         # observers of train_step (not state)
         self.module_callbacks: list = []
 
     def build_local_head(self, cfg: dict, in_channels: int,
-                         target_channels: int) -> nn.Module:
+                         target_channels: int,
+                         level_channels: Optional[List[int]] = None
+                         ) -> nn.Module:
         """One local head from its config, for a module whose output has
-        ``in_channels`` and whose input has ``target_channels`` channels
-        (also used by the memory tools for any cut)."""
+        ``in_channels`` and whose input has ``target_channels`` channels,
+        and whose levels (when it produces stage outputs the final heads
+        read) have ``level_channels`` (also used by the memory tools for
+        any module)."""
         cfg = dict(cfg, in_channels=in_channels,
                    target_channels=target_channels)
+        if level_channels is not None:
+            cfg['level_channels'] = list(level_channels)
         for key, value in self.local_head_defaults().items():
             cfg.setdefault(key, value)
         return self.local_head_registry.build(cfg)
+
+    # --------------------------------------------------------------- levels
+    def module_levels(self, k: int) -> Tuple[List[int], bool]:
+        """``(stages, with_output)``: module ``k``'s *levels* are the raw
+        outputs of ``stages`` (the stages the final heads read that end
+        inside it, in order) followed by its output when ``with_output``
+        (it is not the last of those outputs itself)."""
+        stages = self.backbone.module_read_stages(k, self.used_out_indices())
+        with_output = not (stages and
+                           self.backbone.module_output_is_stage_output(k) and
+                           stages[-1] == self.backbone.module_units(k)[-1][0]
+                           - 1)
+        return stages, with_output
+
+    def level_channels(self, k: int) -> Optional[List[int]]:
+        """Widths of module ``k``'s levels, or None when its only level is
+        its output (no stage output of it is read by the final heads)."""
+        stages, with_output = self.module_levels(k)
+        if not stages:
+            return None
+        known = self.stage_channels()
+        missing = [s for s in stages if s not in known]
+        if missing:
+            raise ValueError(
+                f'{type(self).__name__}.stage_channels() has no width for '
+                f'stage(s) {missing} that local module {k} hands to the '
+                f'final heads (it knows {sorted(known)})')
+        out = [known[s] for s in stages]
+        if with_output:
+            out.append(self.backbone.module_out_channels(k))
+        return out
+
+    def stage_channels(self) -> Dict[int, int]:
+        """Protocol default: no final head reads an early stage."""
+        return {}
 
     # ------------------------------------------------------------ partition
     @property
@@ -202,10 +257,18 @@ class LocalLearningModel:
             ``s{k+1}.`` for local modules; the task's final loss keys for
             the last) and its output tensor.
         """
+        before = set(outs)
         out = self.backbone.forward_module(k, x, outs)
         self._notify('after_forward', k)
         if k < self.num_modules - 1:
-            losses = self.local_loss(self.local_heads[k], out, targets, x)
+            head = self.local_heads[k]
+            levels = None
+            if getattr(head, 'reads_levels', False):
+                stages, with_output = self.module_levels(k)
+                assert not set(stages) & before, (stages, before)
+                levels = [outs[s] for s in stages] + (
+                    [out] if with_output else [])
+            losses = self.local_loss(head, out, targets, x, levels)
             return add_prefix(losses, f's{k + 1}'), out
         feats = self.backbone.format_outputs(outs)
         return self.final_losses(feats, data_samples), out

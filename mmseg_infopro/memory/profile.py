@@ -82,7 +82,9 @@ class UnitCost:
     MiT; Swin's pre-merge output is separate); ``params`` / ``buffers`` /
     ``opt``: bytes of its trainable parameters, buffers and optimizer
     states; ``head_key``: the shape of its output (``'CxHxW'``), i.e. which
-    local head a cut after it needs; ``flops_fwd``: FLOPs of its forward."""
+    local head a cut after it needs; ``flops_fwd``: FLOPs of its forward;
+    ``raw_key``: the shape of its raw stage output (a head-aware local
+    head's cost depends on it)."""
     name: Unit
     modes: Dict[Optional[str], ModeCost]
     out: int
@@ -93,6 +95,7 @@ class UnitCost:
     opt: int
     head_key: str
     flops_fwd: int
+    raw_key: Optional[str] = None  # the raw output's shape, if any
 
     def mode(self, mode: Optional[str]) -> ModeCost:
         return self.modes[mode]
@@ -170,6 +173,10 @@ class MemoryProfile:
     final_flops_detached: List[int]
     optimizer: str = 'SGD'
     head_by_input: bool = False
+    # the local heads read their module's levels (head-aware): their cost
+    # depends on the read stages inside the module, keyed by
+    # :meth:`levels_key`
+    head_by_levels: bool = False
 
     # ---------------------------------------------------------- indexing
     @property
@@ -209,9 +216,9 @@ class MemoryProfile:
 
     def module_head(self, s: int, e: int) -> HeadCost:
         """The local head of the module made of units ``s..e-1``."""
-        return self.local_head(
-            'image' if s == 0 else self.units[s - 1].head_key,
-            self.units[e - 1].head_key)
+        return self.local_heads[head_cost_key(self.units, self.used_stages,
+                                              self.head_by_input,
+                                              self.head_by_levels, s, e)]
 
     def head_keys(self) -> List[str]:
         """Distinct head keys in network order."""
@@ -511,8 +518,19 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         head_cfg = local_head_template(cfg.model)
         # a head for a real cut's width (heads may only accept some)
         width = backbone.unit_out_channels(backbone.units()[0])
-        probe = model.build_local_head(copy.deepcopy(head_cfg), width, width)
+        if head_cfg.get('lookahead'):
+            raise ValueError(
+                'the memory profile does not cost local heads with a '
+                "lookahead (auxiliary net of copied units: 'auglocal', "
+                "'man'): their cost depends on the cut. Measure such a "
+                'config with tools/benchmark.py instead')
+        # a two-level probe where a module can hand stages to the heads
+        probe = model.build_local_head(
+            copy.deepcopy(head_cfg), width, width,
+            [width, width] if model.stage_channels() else None)
         by_input = bool(getattr(probe, 'needs_inputs', False))
+        by_levels = bool(getattr(probe, 'reads_levels', False))
+        used = model.used_out_indices()
         tracker = PeakTracker()
         with tracker:
             pre = model.data_preprocessor(data, True)
@@ -523,7 +541,7 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         del probe
 
         # units, chained on detached outputs, in every mode
-        units, outs, examples = [], {}, {'image': inputs}
+        units, outs, examples, raws = [], {}, {'image': inputs}, {}
         x = inputs
         saved = (backbone.checkpoint_blocks,
                  backbone.selective_checkpoint_blocks)
@@ -554,10 +572,12 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
                 backbone.selective_checkpoint_blocks = saved
             r, r0, unit_outs = figures[None]
             same = unit_outs.pop('same')
-            raw_stage, raw_out = None, 0
+            raw_stage, raw_out, raw_key = None, 0, None
             for stage, raw in unit_outs.items():
                 raw_stage = stage
                 outs[stage] = raw.detach()
+                raw_key = _key(raw)
+                raws.setdefault(raw_key, outs[stage])
                 if stage not in same:
                     raw_out = _storage_bytes([raw])
             units.append(UnitCost(
@@ -572,42 +592,59 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
                 raw_out=raw_out, params=_trainable_bytes(parts),
                 buffers=sum(_storage_bytes(_buffers(p)) for p in parts),
                 opt=opt_of(parts), head_key=_key(r['out']),
-                flops_fwd=r['flops_fwd']))
+                flops_fwd=r['flops_fwd'], raw_key=raw_key))
             x = r['out']
             examples.setdefault(units[-1].head_key, x)
 
         if log:
             log("local heads")
-        # local heads, one per distinct cut shape (and input shape, when
-        # they reconstruct their input); their gradients are allocated in
-        # the measured window, as in the first step of a module
-        keys = _cut_keys(units)
-        pairs = [('image', k) for k in keys] + [
-            (a, b) for i, a in enumerate(keys) for b in keys[i:]] \
-            if by_input else [(None, k) for k in keys]
+        # one local head per distinct key of a possible local module
+        # (head_cost_key); their gradients are allocated in the measured
+        # window, as in the first step of a module
+        first_block = 1 if units[0].name == 'stem' else 0
+        allowed = list(range(first_block + 1, len(units)))
+        wanted = {}
+        for s_ in [0] + allowed:
+            for e_ in allowed:
+                if e_ > s_:
+                    key = head_cost_key(units, used, by_input, by_levels, s_,
+                                        e_)
+                    wanted.setdefault(key, (s_, e_))
         local = {}
-        for in_key, out_key in pairs:
-            feat = examples[out_key]
-            feat_in = examples[in_key] if in_key else None
+        for key, (s_, e_) in wanted.items():
+            feat = examples[units[e_ - 1].head_key]
+            feat_in = None
+            if by_input:
+                feat_in = inputs if s_ == 0 else \
+                    examples[units[s_ - 1].head_key]
+            read, with_output = module_levels(units, used, s_, e_)
+            levels = [raws[units[i].raw_key] for i in read] + (
+                [feat] if with_output else [])
+            if not by_levels or len(levels) < 2:
+                levels = None
             torch.manual_seed(seed)
             head = revert_sync_batchnorm(model.build_local_head(
                 copy.deepcopy(head_cfg), feat.shape[1],
-                feat_in.shape[1] if feat_in is not None else None))
+                feat_in.shape[1] if feat_in is not None else None,
+                [t.shape[1] for t in levels] if levels else None))
             if device != 'cpu':
                 head.to(device)
             head.train()
+            leaves = levels or [feat]
 
-            def run_local(feat, head=head, feat_in=feat_in):
-                losses = model.local_loss(head, feat, targets, feat_in)
+            def run_local(*xs, head=head, feat_in=feat_in, multi=bool(levels)):
+                out = xs[-1] if multi else xs[0]
+                losses = model.local_loss(head, out, targets, feat_in,
+                                          list(xs) if multi else None)
                 return model.parse_losses(losses)[0]
 
-            peak, flops = _loss_peak(run_local, [feat], [head])
+            peak, flops = _loss_peak(run_local, leaves, [head])
             head_opt = _optimizer_state_bytes(head, cfg)
-            local[f'{in_key}->{out_key}' if by_input else out_key] = \
-                HeadCost(peak, flops, _trainable_bytes([head]),
-                         _storage_bytes(head.buffers()),
-                         sum(v for k, v in head_opt.items() if isinstance(k, int) and
-                             k != -1))
+            local[key] = HeadCost(
+                peak, flops, _trainable_bytes([head]),
+                _storage_bytes(head.buffers()),
+                sum(v for k, v in head_opt.items()
+                    if isinstance(k, int) and k != -1))
 
         if log:
             log("final heads")
@@ -622,7 +659,6 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
 
         # ... with the first j stages they read detached (those stages end
         # in earlier modules), j = 0 (end to end) .. all
-        used = model.used_out_indices()
         reads = [i for i in stages if used is None or i in used]
         raws = [outs[i] for i in stages]
         detached = [
@@ -641,14 +677,35 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         final_peaks_detached=[d[0] for d in detached],
         final_flops_detached=[d[1] for d in detached],
         optimizer=opt_bytes['name'],
-        head_by_input=by_input)
+        head_by_input=by_input, head_by_levels=by_levels)
 
 
-def _cut_keys(units) -> List[str]:
-    """Head keys of the outputs a cut can pass on, in network order."""
-    first_block = 1 if units[0].name == 'stem' else 0
-    keys = []
-    for u in units[first_block:-1]:
-        if u.head_key not in keys:
-            keys.append(u.head_key)
-    return keys
+def module_levels(units: Sequence[UnitCost], used: Optional[Set[int]],
+                  s: int, e: int) -> Tuple[List[int], bool]:
+    """``(producers, with_output)`` of the module of units ``s..e-1``: the
+    units producing the raw outputs of read stages inside it, and whether
+    its output is a further level (as
+    :meth:`LocalLearningModel.module_levels`)."""
+    read = [i for i in range(s, e) if units[i].raw_stage is not None and (
+        used is None or units[i].raw_stage in used)]
+    with_output = not (read and read[-1] == e - 1 and
+                       units[e - 1].raw_out == 0)
+    return read, with_output
+
+
+def head_cost_key(units: Sequence[UnitCost], used: Optional[Set[int]],
+                  by_input: bool, by_levels: bool, s: int, e: int) -> str:
+    """The key of the local head of the module of units ``s..e-1`` in
+    :attr:`MemoryProfile.local_heads`: its output's shape, the shapes of
+    its levels (``'+'``-joined) when head-aware and there are several, and
+    its input's shape first (``'IN->OUT'``) when the head reads it."""
+    out_key = units[e - 1].head_key
+    if by_levels:
+        read, with_output = module_levels(units, used, s, e)
+        keys = [units[i].raw_key for i in read] + (
+            [out_key] if with_output else [])
+        if len(keys) > 1:
+            out_key = '+'.join(keys)
+    if not by_input:
+        return out_key
+    return f"{'image' if s == 0 else units[s - 1].head_key}->{out_key}"

@@ -799,14 +799,37 @@ def run_study(spec: StudySpec,
             finished_at=time.strftime('%Y-%m-%dT%H:%M:%S'))
         if per_class:
             run['per_class'] = per_class
-        results['runs'].append(run)
+        # another study process may have written runs since: keep theirs
+        results = add_run(out, results, run)
         done[(variant, seed)] = run
-        write_results(out, results)
         log(f'[study] {variant} seed {seed}: {spec.metric} '
             f'{final["value"]:.2f} ({seconds:.0f} s)')
     if not dry_run:
-        write_results(out, results)
+        results = add_run(out, results, None)
     return results
+
+
+def add_run(out: str, results: dict, run: Optional[dict]) -> dict:
+    """``results`` plus ``run`` plus the runs another process added to
+    ``out`` meanwhile (two processes may train other variants or seeds of
+    one study into one JSON), written to ``out`` under a lock; returns
+    what was written."""
+    import fcntl
+    os.makedirs(osp.dirname(osp.abspath(out)), exist_ok=True)
+    with open(out + '.lock', 'w') as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        current = load_results(out) or dict(study={}, runs=[])
+        runs = {(r['variant'], r['seed']): r for r in current['runs']}
+        for r in results['runs'] + ([run] if run else []):
+            runs.setdefault((r['variant'], r['seed']), r)
+        merged = dict(results, runs=list(runs.values()))
+        commands = current.get('study', {}).get('commands', [])
+        mine = merged['study'].get('commands', [])
+        if commands or mine:
+            merged['study']['commands'] = commands + [
+                c for c in mine if c not in commands]
+        write_results(out, merged)
+    return merged
 
 
 def _check_no_clash(variant_opts: Mapping, study_opts: Mapping,

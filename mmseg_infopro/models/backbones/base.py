@@ -247,6 +247,10 @@ class CuttableBackbone:
     """
 
     plain_type: Optional[str] = None
+    #: whether a stage's raw output is the output of its last unit (ResNet,
+    #: MiT); False where more follows inside that unit (Swin's patch
+    #: merging), so that the unit passes on another tensor
+    stage_output_is_unit_output: bool = True
 
     def __init_subclass__(cls, **kwargs):
         super().__init_subclass__(**kwargs)
@@ -389,6 +393,35 @@ class CuttableBackbone:
     def module_out_channels(self, k: int) -> int:
         """Channels of module ``k``'s output (what its local head sees)."""
         return self._unit_out_channels(self.module_units(k)[-1])
+
+    def module_read_stages(self, k: int,
+                           used: Optional[set] = None) -> List[int]:
+        """0-based indices (as ``out_indices``) of the stages in
+        ``out_indices`` (and in ``used``, when given) whose raw output module
+        ``k`` produces: the stages that end inside it."""
+        depths = list(self._stage_depths())
+        out_indices = getattr(self, 'out_indices', ())
+        stages = []
+        for unit in self.module_units(k):
+            if unit == 'stem':
+                continue
+            stage, block = unit
+            index = stage - 1
+            if block == depths[index] - 1 and index in out_indices and (
+                    used is None or index in used):
+                stages.append(index)
+        return stages
+
+    def module_output_is_stage_output(self, k: int) -> bool:
+        """Whether module ``k``'s output is itself the raw output of a stage
+        in ``out_indices`` (the module ends a stage, and the family passes
+        that output on unchanged)."""
+        unit = self.module_units(k)[-1]
+        if unit == 'stem' or not self.stage_output_is_unit_output:
+            return False
+        stage, block = unit
+        return block == list(self._stage_depths())[stage - 1] - 1 and \
+            stage - 1 in getattr(self, 'out_indices', ())
 
     def module_out_name(self, k: int) -> str:
         unit = self.module_units(k)[-1]

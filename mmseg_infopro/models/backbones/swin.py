@@ -34,6 +34,7 @@ class InfoProSwinTransformer(CuttableBackbone, SwinTransformer):
         **kwargs: SwinTransformer's arguments.
     """
     plain_type = 'SwinTransformer'
+    stage_output_is_unit_output = False  # patch merging follows
 
     def _stage_depths(self):
         return [len(stage.blocks) for stage in self.stages]

@@ -113,7 +113,7 @@ class InfoProImageClassifier(LocalLearningModel, ImageClassifier):
 
     @staticmethod
     def local_loss(head: nn.Module, feat: Tensor, targets,
-                   inputs: Optional[Tensor]) -> dict:
+                   inputs: Optional[Tensor], levels=None) -> dict:
         return head.loss(feat, *targets, inputs=inputs)
 
     def example_batch(self, batch: int, size: Tuple[int, int],

@@ -361,6 +361,10 @@ class InfoProClsLocalHead(BaseModule):
         temperature: of :class:`SupConLoss` (0.07).
         norm_cfg: normalisation layers of both nets.
         target_channels: accepted (the engine fills it in) and unused.
+        lookahead: an auxiliary net built by the engine from
+            ``lookahead=dict(type='auglocal' | 'man', ...)`` (see
+            :mod:`mmseg_infopro.engine.lookahead`): the aux classifier reads
+            its output; the decoder still reads the module's output.
     """
 
     def __init__(self,
@@ -374,11 +378,17 @@ class InfoProClsLocalHead(BaseModule):
                  temperature: float = 0.07,
                  norm_cfg: Optional[Mapping] = None,
                  target_channels: Optional[int] = None,
+                 lookahead: Optional[nn.Module] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if in_channels is None:
             raise ValueError('InfoProClsLocalHead needs in_channels (the '
                              'classifier fills it in from the cut)')
+        if isinstance(lookahead, Mapping) or (lookahead is not None and
+                                              aux_head is None):
+            raise ValueError(
+                'InfoProClsLocalHead: lookahead must be built by the model '
+                'and needs an aux_head to feed')
         if aux_mode not in ('contrast', 'softmax'):
             raise ValueError("InfoProClsLocalHead: aux_mode must be "
                              f"'contrast' or 'softmax', got {aux_mode!r}")
@@ -400,8 +410,11 @@ class InfoProClsLocalHead(BaseModule):
         self.aux_mode = aux_mode
         self.loss_recons_weight = float(loss_recons_weight)
         self.loss_aux_weight = float(loss_aux_weight)
+        self.lookahead = lookahead
+        aux_in = in_channels if lookahead is None else \
+            lookahead.out_channels
         self.aux_head = None if aux_head is None else _build_sub(
-            aux_head, AuxClassifier1c2f, in_channels,
+            aux_head, AuxClassifier1c2f, aux_in,
             num_classes=num_classes if num_classes is not None else 1,
             mode=aux_mode, norm_cfg=norm_cfg)
         self.recons_head = None if recons_head is None else _build_sub(
@@ -433,7 +446,8 @@ class InfoProClsLocalHead(BaseModule):
         """
         losses = {}
         if self.aux_head is not None:
-            out = self.aux_head(x)
+            out = self.aux_head(
+                x if self.lookahead is None else self.lookahead(x))
             if self.aux_mode == 'contrast':
                 loss = self.supcon(out, labels)
             else:

@@ -1,13 +1,15 @@
 """The local loss of one non-final local module."""
 from types import MappingProxyType
-from typing import Mapping, Optional
+from typing import Mapping, Optional, Sequence
 
+import torch.nn as nn
 from mmengine.model import BaseModule
 from torch import Tensor
 
 from mmseg.registry import MODELS
 from .feature_recons_decoder import FeatureReconstructionDecoder
 from .local_task_head import LocalTaskHead
+from .multi_level_task_head import MultiLevelTaskHead
 from .recons_decoder import ReconstructionDecoder
 
 #: ``recons_target`` values and the decoder each one builds
@@ -39,6 +41,16 @@ class InfoProLocalHead(BaseModule):
       for the first module); mean squared error. Pathak et al. (arXiv
       2212.14215) found this better than the image for Swin.
 
+    Head-aware task loss (``head_aware=True``): when the module produces
+    stage outputs that the final heads read (SegformerHead, UPerHead and
+    FPN necks read every stage), the task head reads all of them and the
+    module's output (its *levels*), and fuses them the way the final head
+    does (:class:`MultiLevelTaskHead`: each projected to a common width,
+    resized to the finest, fused, classified at that resolution). So the
+    early, high-resolution stages the final head reads detached are shaped
+    by a pixel loss at their own resolution. Modules with a single level
+    keep the plain task head.
+
     Args:
         in_channels: channels of the local module's output. Filled in by
             :class:`InfoProEncoderDecoder` from the cut; if given, it must
@@ -58,6 +70,21 @@ class InfoProLocalHead(BaseModule):
             reconstruction loss (then it is DGL's greedy local CE head).
         norm_cfg: normalisation layers of both heads.
         align_corners: for every resize in both heads.
+        head_aware: fuse the module's levels (see above).
+        level_channels: channels of the module's levels, finest first
+            (filled in by the engine for a module that produces stage
+            outputs the final heads read; None: only the output).
+        fusion: ``'concat'`` or ``'fpn'``, how the final head fuses
+            (filled in from the decode head's type).
+        fusion_channels: the head-aware task head's width when
+            ``task_head`` sets no ``channels`` (filled in: the decode
+            head's ``channels``).
+        lookahead: the auxiliary net the task head reads through (a
+            :class:`~mmseg_infopro.engine.lookahead.Lookahead`, built by the
+            engine from ``lookahead=dict(type='auglocal' | 'man', ...)``);
+            the task head then reads its output (as the last level, when
+            head-aware) and the reconstruction still reads the module's
+            output.
     """
 
     def __init__(self,
@@ -71,6 +98,11 @@ class InfoProLocalHead(BaseModule):
                  recons_head: Optional[Mapping] = _DEFAULTS,
                  norm_cfg: Optional[Mapping] = None,
                  align_corners: bool = False,
+                 head_aware: bool = False,
+                 level_channels: Optional[Sequence[int]] = None,
+                 fusion: str = 'concat',
+                 fusion_channels: Optional[int] = None,
+                 lookahead: Optional[nn.Module] = None,
                  init_cfg=None):
         super().__init__(init_cfg=init_cfg)
         if in_channels is None or num_classes is None:
@@ -98,9 +130,38 @@ class InfoProLocalHead(BaseModule):
                                                 loss_recons_weight)
         self.loss_task_weight = _check_weight('loss_task_weight',
                                               loss_task_weight)
-        self.task_head = None if task_head is None else LocalTaskHead(
-            in_channels, num_classes, norm_cfg=norm_cfg,
-            align_corners=align_corners, **dict(task_head))
+        levels = list(level_channels or [])
+        if levels and levels[-1] != in_channels:
+            raise ValueError(
+                f'InfoProLocalHead: level_channels={levels} must end with '
+                f'the module output\'s channels, in_channels={in_channels}')
+        if isinstance(lookahead, Mapping):
+            raise ValueError(
+                'InfoProLocalHead: lookahead must be built by the model '
+                '(LocalLearningModel.init_local_learning), got a config '
+                f'{dict(lookahead)!r}')
+        if lookahead is not None and task_head is None:
+            raise ValueError('InfoProLocalHead: a lookahead feeds the task '
+                             'head, but task_head is None')
+        self.lookahead = lookahead
+        self.reads_levels = bool(head_aware) and len(levels) > 1 and \
+            task_head is not None
+        task_in = in_channels
+        if lookahead is not None:
+            task_in = lookahead.out_channels
+            levels = levels + [task_in] if self.reads_levels else []
+        if task_head is None:
+            self.task_head = None
+        elif self.reads_levels:
+            kwargs = dict(task_head)
+            kwargs.setdefault('channels', fusion_channels or 256)
+            self.task_head = MultiLevelTaskHead(
+                levels, num_classes, fusion=fusion, norm_cfg=norm_cfg,
+                align_corners=align_corners, **kwargs)
+        else:
+            self.task_head = LocalTaskHead(
+                task_in, num_classes, norm_cfg=norm_cfg,
+                align_corners=align_corners, **dict(task_head))
         self.recons_head = None
         if recons_head is not None:
             decoder = RECONS_DECODERS[recons_target]
@@ -123,8 +184,8 @@ class InfoProLocalHead(BaseModule):
             self.recons_target == 'features'
 
     def loss(self, x: Tensor, gt: Tensor, image: Optional[Tensor],
-             mask: Optional[Tensor], inputs: Optional[Tensor] = None
-             ) -> dict:
+             mask: Optional[Tensor], inputs: Optional[Tensor] = None,
+             levels: Optional[Sequence[Tensor]] = None) -> dict:
         """Weighted local losses.
 
         Args:
@@ -135,6 +196,9 @@ class InfoProLocalHead(BaseModule):
                 ``recons_target='image'``).
             inputs: the module's (detached) input, the target of
                 ``recons_target='features'``.
+            levels: the module's levels (its stage outputs the final heads
+                read, then ``x`` unless it is the last of them), read by a
+                head-aware task head.
 
         Returns:
             dict: ``loss_task``, ``acc_seg`` and/or ``loss_recons``, the
@@ -142,7 +206,22 @@ class InfoProLocalHead(BaseModule):
         """
         losses = {}
         if self.task_head is not None:
-            task = self.task_head.loss(x, gt)
+            if self.lookahead is not None:
+                ahead = self.lookahead(x)
+                levels = list(levels or []) + [ahead]
+                x_task = ahead
+            else:
+                x_task = x
+            if self.reads_levels:
+                if levels is None or len(levels) != len(
+                        self.task_head.in_channels):
+                    raise ValueError(
+                        'InfoProLocalHead(head_aware=True).loss needs the '
+                        f'{len(self.task_head.in_channels)} levels of its '
+                        'module (levels=)')
+                task = self.task_head.loss(levels, gt)
+            else:
+                task = self.task_head.loss(x_task, gt)
             losses['loss_task'] = task['loss_task'] * self.loss_task_weight
             losses['acc_seg'] = task['acc_seg']
         if self.recons_head is not None:

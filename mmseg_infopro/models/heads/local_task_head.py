@@ -54,14 +54,21 @@ class LocalTaskHead(nn.Module):
             dict with ``loss_task`` (unweighted mean over labelled
             pixels, 0 when there are none) and ``acc_seg``.
         """
-        logits = F.interpolate(
-            self(x), size=gt.shape[-2:], mode='bilinear',
-            align_corners=self.align_corners)
-        # mean over labelled pixels; a crop with none gives 0, not NaN
-        loss = F.cross_entropy(
-            logits, gt, ignore_index=self.ignore_index, reduction='sum')
-        loss = loss / (gt != self.ignore_index).sum().clamp(min=1)
-        return dict(
-            loss_task=loss,
-            acc_seg=accuracy(
-                logits.detach(), gt, ignore_index=self.ignore_index))
+        return pixel_loss(self(x), gt, self.ignore_index,
+                          self.align_corners)
+
+
+def pixel_loss(logits: Tensor, gt: Tensor, ignore_index: int = 255,
+               align_corners: bool = False) -> dict:
+    """``loss_task`` (pixel cross-entropy, mean over labelled pixels, 0
+    when there are none) and ``acc_seg`` of (N, C, h, w) logits upsampled
+    to the size of the (N, H, W) labels."""
+    if tuple(logits.shape[-2:]) != tuple(gt.shape[-2:]):
+        logits = F.interpolate(logits, size=gt.shape[-2:], mode='bilinear',
+                               align_corners=align_corners)
+    loss = F.cross_entropy(logits, gt, ignore_index=ignore_index,
+                           reduction='sum')
+    loss = loss / (gt != ignore_index).sum().clamp(min=1)
+    return dict(loss_task=loss,
+                acc_seg=accuracy(logits.detach(), gt,
+                                 ignore_index=ignore_index))

@@ -11,6 +11,7 @@ from mmseg.models.segmentors import EncoderDecoder
 from mmseg.registry import MODELS
 from mmseg.utils import SampleList
 from ...engine.local_learning import LocalLearningModel
+from ..heads.multi_level_task_head import fusion_style
 from ..heads.recons_decoder import reconstruction_target
 
 
@@ -55,8 +56,42 @@ class InfoProEncoderDecoder(LocalLearningModel, EncoderDecoder):
 
     # ------------------------------------------- the engine's protocol
     def local_head_defaults(self) -> dict:
+        """The local heads' classes and resizing, and how a head-aware one
+        fuses (the neck's or decode head's family, see
+        :data:`~mmseg_infopro.models.heads.FUSION_STYLES`) at which width
+        (the decode head's ``channels``)."""
+        fuser = self.neck if self.with_neck else self.decode_head
         return dict(type='InfoProLocalHead', num_classes=self.num_classes,
-                    align_corners=self.align_corners)
+                    align_corners=self.align_corners,
+                    fusion=fusion_style(type(fuser).__name__),
+                    fusion_channels=getattr(self.decode_head, 'channels',
+                                            None))
+
+    def _reading_heads(self) -> List[nn.Module]:
+        heads = [self.decode_head]
+        if self.with_auxiliary_head:
+            heads += list(self.auxiliary_head) if isinstance(
+                self.auxiliary_head, nn.ModuleList) else [self.auxiliary_head]
+        return heads
+
+    def stage_channels(self) -> dict:
+        """``{stage: channels}`` of the backbone outputs the neck (all of
+        them) or the decode and auxiliary heads (their ``in_index``) read,
+        from their ``in_channels``."""
+        out_indices = list(self.backbone.out_indices)
+        if self.with_neck:
+            return dict(zip(out_indices, self.neck.in_channels))
+        known = {}
+        for head in self._reading_heads():
+            index = getattr(head, 'in_index', None)
+            channels = getattr(head, 'in_channels', None)
+            if index is None or channels is None:
+                continue
+            if not isinstance(index, Sequence):
+                index, channels = [index], [channels]
+            for position, width in zip(index, channels):
+                known[out_indices[position]] = int(width)
+        return known
 
     def final_heads(self) -> List[nn.Module]:
         """Neck, decode head and auxiliary head(s): trained by the final
@@ -73,12 +108,8 @@ class InfoProEncoderDecoder(LocalLearningModel, EncoderDecoder):
         final heads read; None means all (a neck reads everything)."""
         if self.with_neck:
             return None
-        heads = [self.decode_head]
-        if self.with_auxiliary_head:
-            heads += list(self.auxiliary_head) if isinstance(
-                self.auxiliary_head, nn.ModuleList) else [self.auxiliary_head]
         positions = set()
-        for head in heads:
+        for head in self._reading_heads():
             index = getattr(head, 'in_index', None)
             if index is None:
                 return None
@@ -115,10 +146,13 @@ class InfoProEncoderDecoder(LocalLearningModel, EncoderDecoder):
 
     @staticmethod
     def local_loss(head: nn.Module, feat: Tensor, targets,
-                   inputs: Optional[Tensor]) -> dict:
+                   inputs: Optional[Tensor], levels=None) -> dict:
         """``head.loss`` on module output ``feat`` with the
-        :meth:`local_targets` ``(gt, image, mask)``."""
-        return head.loss(feat, *targets, inputs=inputs)
+        :meth:`local_targets` ``(gt, image, mask)`` (and the module's
+        levels, for a head that reads them)."""
+        if levels is None:
+            return head.loss(feat, *targets, inputs=inputs)
+        return head.loss(feat, *targets, inputs=inputs, levels=levels)
 
     def example_batch(self, batch: int, size: Tuple[int, int],
                       seed: int = 0) -> dict:

@@ -1,0 +1,8 @@
+# The study's small SegFormer K=2 (segformer_mit-tiny_k2_synthetic.py) with
+# the local heads a user of the README's mix-in gets: the paper's sizes
+# (task head 512 channels, or the decode head's width when head-aware;
+# reconstruction decoder (128, 32, 12)), the study's loss weights.
+_base_ = './segformer_mit-tiny_k2_synthetic.py'
+model = dict(
+    local_heads=dict(
+        _delete_=True, loss_recons_weight=1.5, loss_task_weight=1.0))

@@ -1,0 +1,7 @@
+# The study's small SegFormer K=4 (segformer_mit-tiny_k4_synthetic.py) with
+# the local heads a user of the README's mix-in gets (the paper's sizes at
+# every cut), the study's loss weights.
+_base_ = './segformer_mit-tiny_k4_synthetic.py'
+model = dict(
+    local_heads=dict(
+        _delete_=True, loss_recons_weight=1.5, loss_task_weight=1.0))
