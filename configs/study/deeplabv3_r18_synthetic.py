@@ -72,6 +72,23 @@ study = dict(
         k4_man_default=dict(
             config='configs/study/models/deeplabv3_r18-tiny_k4_default-heads_synthetic.py',
             options={'model.local_heads.lookahead.type': 'man',
-                  'model.local_heads.lookahead.momentum': 0.995})),
+                  'model.local_heads.lookahead.momentum': 0.995}),
+        # AugLocal as published: the task loss only (no reconstruction)
+        k2_auglocal_ce=dict(
+            config='configs/demo/deeplabv3_r18-tiny_k2_synthetic.py',
+            options={'model.local_heads.0.lookahead.type': 'auglocal',
+                     'model.local_heads.0.lookahead.depth': 2,
+                     'model.local_heads.0.recons_head': None}),
+        k4_auglocal_ce=dict(
+            config='configs/study/models/deeplabv3_r18-tiny_k4_synthetic.py',
+            options={'model.local_heads.0.lookahead.type': 'auglocal',
+                     'model.local_heads.0.lookahead.depth': 2,
+                     'model.local_heads.0.recons_head': None,
+                     'model.local_heads.1.lookahead.type': 'auglocal',
+                     'model.local_heads.1.lookahead.depth': 2,
+                     'model.local_heads.1.recons_head': None,
+                     'model.local_heads.2.lookahead.type': 'auglocal',
+                     'model.local_heads.2.lookahead.depth': 2,
+                     'model.local_heads.2.recons_head': None})),
     baseline='e2e',
     threads=1)

@@ -91,6 +91,19 @@ study = dict(
             config='configs/study/models/upernet_swin-tiny_k4_default-heads_synthetic.py',
             options={'model.local_heads.head_aware': True,
                   'model.local_heads.lookahead.type': 'man',
-                  'model.local_heads.lookahead.momentum': 0.995})),
+                  'model.local_heads.lookahead.momentum': 0.995}),
+        # AugLocal as published: the task loss only (no reconstruction)
+        k2_auglocal_ce=dict(
+            config='configs/study/models/upernet_swin-tiny_k2_synthetic.py',
+            options={'model.local_heads.head_aware': True,
+                     'model.local_heads.lookahead.type': 'auglocal',
+                     'model.local_heads.lookahead.depth': 2,
+                     'model.local_heads.recons_head': None}),
+        k4_auglocal_ce=dict(
+            config='configs/study/models/upernet_swin-tiny_k4_synthetic.py',
+            options={'model.local_heads.head_aware': True,
+                     'model.local_heads.lookahead.type': 'auglocal',
+                     'model.local_heads.lookahead.depth': 2,
+                     'model.local_heads.recons_head': None})),
     baseline='e2e',
     threads=1)
