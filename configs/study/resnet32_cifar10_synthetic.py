@@ -39,6 +39,58 @@ study = dict(
                          'model.local_loss_weights.last': (1, 2)}),
         greedy=dict(config=demo,
                     options={'model.local_heads.aux_mode': 'softmax',
-                             'model.local_heads.recons_head': None})),
+                             'model.local_heads.recons_head': None}),
+        # issue 23 (the study's local heads are the release's, what a user
+        # gets: no capacity axis here). K=4 with the config's weights (the
+        # first module's aux weight is 0: its lookahead gets no loss), and
+        # the greedy (softmax only, uniform weights) K=4 with and without
+        # AugLocal, as AugLocal is published; K=8 likewise.
+        k4_auglocal=dict(
+            config=demo,
+            options={'model.backbone.split_points.num_modules': 4,
+                     'model.local_loss_weights.first': (6, 0),
+                     'model.local_loss_weights.last': (1, 2),
+                     'model.local_heads.lookahead.type': 'auglocal',
+                     'model.local_heads.lookahead.depth': 2}),
+        k4_man=dict(
+            config=demo,
+            options={'model.backbone.split_points.num_modules': 4,
+                     'model.local_loss_weights.first': (6, 0),
+                     'model.local_loss_weights.last': (1, 2),
+                     'model.local_heads.lookahead.type': 'man',
+                     'model.local_heads.lookahead.momentum': 0.995}),
+        k4_greedy=dict(
+            config=demo,
+            options={'model.backbone.split_points.num_modules': 4,
+                     'model.local_loss_weights': None,
+                     'model.local_heads.aux_mode': 'softmax',
+                     'model.local_heads.recons_head': None}),
+        k4_auglocal_ce=dict(
+            config=demo,
+            options={'model.backbone.split_points.num_modules': 4,
+                     'model.local_loss_weights': None,
+                     'model.local_heads.aux_mode': 'softmax',
+                     'model.local_heads.recons_head': None,
+                     'model.local_heads.lookahead.type': 'auglocal',
+                     'model.local_heads.lookahead.depth': 2}),
+        k8=dict(
+            config=demo,
+            options={'model.backbone.split_points.num_modules': 8,
+                     'model.local_loss_weights.first': (5, 0),
+                     'model.local_loss_weights.last': (0, 2)}),
+        k8_auglocal=dict(
+            config=demo,
+            options={'model.backbone.split_points.num_modules': 8,
+                     'model.local_loss_weights.first': (5, 0),
+                     'model.local_loss_weights.last': (0, 2),
+                     'model.local_heads.lookahead.type': 'auglocal',
+                     'model.local_heads.lookahead.depth': 2}),
+        k8_man=dict(
+            config=demo,
+            options={'model.backbone.split_points.num_modules': 8,
+                     'model.local_loss_weights.first': (5, 0),
+                     'model.local_loss_weights.last': (0, 2),
+                     'model.local_heads.lookahead.type': 'man',
+                     'model.local_heads.lookahead.momentum': 0.995})),
     baseline='e2e',
     threads=1)
