@@ -21,8 +21,8 @@ import torch.nn.functional as F
 from mmengine.config import Config
 
 from mmseg.registry import MODELS
-from mmseg_infopro.engine.lookahead import (Lookahead, auglocal_depth,
-                                            auglocal_units, chain)
+from mmseg_infopro.engine.lookahead import (auglocal_depth, auglocal_units,
+                                            build_lookahead, chain)
 from mmseg_infopro.models.heads import (InfoProLocalHead, LocalTaskHead,
                                         MultiLevelTaskHead, fusion_style)
 
@@ -170,7 +170,7 @@ def test_auglocal_sampling_and_depths():
     backbone = model.backbone
     # ResNet-18 after (3, 0): units (3,0) (3,1) (4,0) (4,1); depth 2 picks
     # (3,1) and (4,1); the width-changing (3,0) and (4,0) join them
-    assert auglocal_units(backbone, 0, 2) == [(3, 1), (4, 1)]
+    assert auglocal_units(backbone, (2, 1), 2) == [(3, 1), (4, 1)]
     assert model.local_heads[0].lookahead.units == [(3, 0), (3, 1), (4, 0),
                                                     (4, 1)]
     assert chain(backbone, (3, 1), [(4, 1)]) == [(4, 0), (4, 1)]
@@ -179,9 +179,11 @@ def test_auglocal_sampling_and_depths():
     assert [auglocal_depth(2, k, 8) for k in range(7)] == [2] * 7
     assert auglocal_depth(1, 3, 8) == 1
     with pytest.raises(ValueError, match='lookahead type must be one of'):
-        Lookahead(backbone, 0, 2, type='loco')
+        build_lookahead(backbone, 0, 2, type='loco')
     with pytest.raises(ValueError, match='not a local module'):
-        Lookahead(backbone, 1, 2)
+        build_lookahead(backbone, 1, 2)
+    with pytest.raises(ValueError, match='depth must be an int >= 1'):
+        build_lookahead(backbone, 0, 2, depth=0)
 
 
 def test_lookahead_copies_hold_only_their_units():
@@ -257,7 +259,7 @@ def test_planner_costs_head_aware_heads_as_measured():
     """Fake mode, the study's small SegFormer and Swin with head-aware
     heads: the predicted peak of every module equals the measured one
     (within 1%) for cuts whose modules hold one, two or three levels."""
-    from mmseg_infopro.memory.planning import measure_profile
+    from mmseg_infopro.memory.planning import measure_profile, plan_cuts
     from mmseg_infopro.memory.tracking import measure_schedule
     size, batch = (64, 128), 2
     for path, plans in (
@@ -266,10 +268,11 @@ def test_planner_costs_head_aware_heads_as_measured():
             ('configs/study/models/upernet_swin-tiny_k2_synthetic.py',
              [[(3, 0)], [(3, 1)], [(2, 0), (3, 0), (4, 0)]])):
         cfg = _study_cfg(path, head_aware=True)
-        profile = measure_profile(cfg, batch, size, fake=True)
+        profile = measure_profile(cfg, batch, size, fake=True, modes=())
         assert profile.head_by_levels
         assert any(k.count('+') >= 2 for k in profile.local_heads)
-        for cuts in plans:
+        planned, _ = plan_cuts(profile, 3)  # the cut search takes them
+        for cuts in plans + [planned]:
             pred = profile.predict(cuts)
             meas = measure_schedule(cfg, 'infopro', cuts, size, batch,
                                     fake=True)
@@ -278,7 +281,10 @@ def test_planner_costs_head_aware_heads_as_measured():
 
 
 def test_memory_tools_take_every_mechanism():
-    from mmseg_infopro.memory.planning import measure_profile
+    """The benchmark measures every mechanism, and the planner predicts
+    the measured peaks of MAN and AugLocal (depth 2) heads too; a deeper
+    AugLocal (whose depth shrinks with the module) is refused by name."""
+    from mmseg_infopro.memory.planning import measure_profile, plan_cuts
     from mmseg_infopro.memory.tracking import measure_schedule
     size, batch = (64, 128), 2
     path = 'configs/study/models/upernet_swin-tiny_k2_synthetic.py'
@@ -287,9 +293,20 @@ def test_memory_tools_take_every_mechanism():
         cfg = _study_cfg(path, **mech)
         peaks[name] = measure_schedule(cfg, 'infopro', [(3, 0)], size,
                                        batch, fake=True)['peak']
+        if name == 'fusion':
+            continue
+        profile = measure_profile(cfg, batch, size, fake=True, modes=())
+        assert all('|' in k for k in profile.local_heads)
+        planned, _ = plan_cuts(profile, 3)
+        for cuts in ([(3, 0)], [(2, 0), (3, 1)], planned):
+            pred = profile.predict(cuts)
+            meas = measure_schedule(cfg, 'infopro', cuts, size, batch,
+                                    fake=True)
+            assert pred['modules'] == pytest.approx(
+                meas['module_peaks'], rel=0.01), (name, cuts)
     # the auxiliary nets cost memory in the first module's step
     assert peaks['auglocal'] > peaks['fusion']
-    cfg = _study_cfg(path, **MECHANISMS['man'])
-    with pytest.raises(ValueError, match='does not cost local heads with a '
-                       'lookahead'):
+    cfg = _study_cfg(path, head_aware=True,
+                     lookahead=dict(type='auglocal', depth=3))
+    with pytest.raises(ValueError, match='depth 3 shrinks with the module'):
         measure_profile(cfg, batch, size, fake=True)

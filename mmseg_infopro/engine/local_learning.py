@@ -22,7 +22,7 @@ from torch import Tensor
 
 from ..models.backbones.base import CuttableBackbone, cuttable_hint
 from .local_module import LocalModule
-from .lookahead import Lookahead
+from .lookahead import build_lookahead
 from .optim_contract import backward_local, check_optim_wrapper
 
 WRAPPER_HINT = "model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')"
@@ -156,9 +156,8 @@ class LocalLearningModel:
                         f'{expected} channels (leave {key} out to have it '
                         'filled in)')
             if isinstance(cfg.get('lookahead'), dict):
-                cfg['lookahead'] = Lookahead(self.backbone, k,
-                                             self.num_modules,
-                                             **cfg['lookahead'])
+                cfg['lookahead'] = build_lookahead(
+                    self.backbone, k, self.num_modules, **cfg['lookahead'])
             heads.append(self.build_local_head(
                 cfg, self.backbone.module_out_channels(k),
                 self.backbone.module_in_channels(k),

@@ -121,12 +121,12 @@ def auglocal_depth(depth: int, k: int, num_modules: int,
     return max(1, int(round(depth * (1 - step) + step)))
 
 
-def auglocal_units(backbone, k: int, depth: int) -> List:
-    """The ``depth`` units sampled uniformly after module ``k`` (positions
-    ``round(j + (n - j - 1) / depth * i)``, i = 1..depth, of the ``n``
-    units, ``j`` the module's last)."""
+def auglocal_units(backbone, after, depth: int) -> List:
+    """The ``depth`` units sampled uniformly after unit ``after``
+    (positions ``round(j + (n - j - 1) / depth * i)``, i = 1..depth, of the
+    ``n`` units, ``j`` that of ``after``)."""
     units = backbone.units()
-    j = units.index(backbone.module_units(k)[-1])
+    j = units.index(after)
     n = len(units)
     if depth >= n - 1 - j:
         return units[j + 1:]
@@ -135,44 +135,71 @@ def auglocal_units(backbone, k: int, depth: int) -> List:
     return [units[p] for p in picks]
 
 
+def check_spec(type: str = 'auglocal', depth: int = 2,
+               momentum: float = 0.995) -> dict:
+    """A lookahead spec (``local_heads=dict(lookahead=...)``), checked."""
+    if type not in LOOKAHEADS:
+        raise ValueError(f'lookahead type must be one of {LOOKAHEADS}, '
+                         f'got {type!r}')
+    if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
+        raise ValueError(f'lookahead depth must be an int >= 1, got '
+                         f'{depth!r}')
+    if isinstance(momentum, bool) or not isinstance(momentum, (int, float)) \
+            or not 0.0 <= float(momentum) < 1.0:
+        raise ValueError(f'lookahead momentum must be in [0, 1), got '
+                         f'{momentum!r}')
+    return dict(type=type, depth=depth, momentum=float(momentum))
+
+
+def lookahead_units(backbone, after, type: str = 'auglocal',
+                    depth: int = 2) -> List:
+    """The units copied for a module that ends at unit ``after`` (its
+    AugLocal ``depth`` already the module's): MAN's next unit, or
+    AugLocal's sample; with the width-changing units between
+    (:func:`chain`)."""
+    if type == 'auglocal':
+        picks = auglocal_units(backbone, after, depth)
+    else:
+        units = backbone.units()
+        picks = [units[units.index(after) + 1]]
+    return chain(backbone, after, picks)
+
+
+def build_lookahead(backbone, k: int, num_modules: int, **spec
+                    ) -> 'Lookahead':
+    """The lookahead of local module ``k`` of K=``num_modules`` from a
+    spec (AugLocal's depth shrinks with ``k``, :func:`auglocal_depth`)."""
+    spec = check_spec(**spec)
+    if not 0 <= k < num_modules - 1:
+        raise ValueError(f'lookahead: module {k} is not a local module '
+                         f'of K={num_modules}')
+    depth = auglocal_depth(spec['depth'], k, num_modules)
+    units = lookahead_units(backbone, backbone.module_units(k)[-1],
+                            spec['type'], depth)
+    return Lookahead(backbone, units, spec['type'], spec['momentum'])
+
+
 class Lookahead(nn.Module):
-    """Copies of backbone units after local module ``k``, run on its
-    output (see the module doc).
+    """Copies of the backbone units ``units`` (see the module doc), run on
+    the output of the module they follow.
 
     Args:
         backbone: the model's cut-able backbone (read at build time; for
-            ``'man'`` its next unit is also read at every training step).
-        k: the local module (0-based, not the last).
-        num_modules: K.
+            ``'man'`` the live units are also read at every training
+            step).
+        units: the units to copy, in network order, chaining
+            (:func:`lookahead_units`).
         type: ``'auglocal'`` or ``'man'``.
-        depth: AugLocal's depth for the first module.
         momentum: MAN's EMA momentum (the share of the old average).
     """
 
-    def __init__(self, backbone, k: int, num_modules: int,
-                 type: str = 'auglocal', depth: int = 2,
+    def __init__(self, backbone, units: Sequence, type: str = 'auglocal',
                  momentum: float = 0.995):
         super().__init__()
-        if type not in LOOKAHEADS:
-            raise ValueError(f'lookahead type must be one of {LOOKAHEADS}, '
-                             f'got {type!r}')
-        if not 0 <= k < num_modules - 1:
-            raise ValueError(f'lookahead: module {k} is not a local module '
-                             f'of K={num_modules}')
-        if not (isinstance(depth, int) and depth >= 1):
-            raise ValueError(f'lookahead depth must be an int >= 1, got '
-                             f'{depth!r}')
-        if not 0.0 <= float(momentum) < 1.0:
-            raise ValueError(f'lookahead momentum must be in [0, 1), got '
-                             f'{momentum!r}')
-        self.type = type
-        self.momentum = float(momentum)
-        if type == 'auglocal':
-            picks = auglocal_units(backbone, k,
-                                   auglocal_depth(depth, k, num_modules))
-        else:
-            picks = [backbone.module_units(k + 1)[0]]
-        self.units = chain(backbone, backbone.module_units(k)[-1], picks)
+        spec = check_spec(type=type, momentum=momentum)
+        self.type = spec['type']
+        self.momentum = spec['momentum']
+        self.units = list(units)
         self.out_channels = backbone.unit_out_channels(self.units[-1])
         self.body = copy_units(backbone, self.units)
         if type == 'man':

@@ -42,6 +42,8 @@ from typing import Callable, Dict, List, Optional, Sequence, Set, Tuple
 import torch
 from mmengine.model import revert_sync_batchnorm
 
+from ..engine.lookahead import (Lookahead, auglocal_depth, check_spec,
+                                lookahead_units)
 from .tracking import (PeakTracker, _storage_bytes, build_model,
                        config_optim_wrapper, config_scope, fake_mode,
                        local_head_template, schedule_model_cfg)
@@ -177,6 +179,10 @@ class MemoryProfile:
     # depends on the read stages inside the module, keyed by
     # :meth:`levels_key`
     head_by_levels: bool = False
+    # the local heads hold a lookahead (copies of later units, see
+    # engine/lookahead.py): the copied units of a module ending before
+    # unit ``e``, by ``e`` (joined names), part of the head's key
+    lookahead_keys: Optional[Dict[int, str]] = None
 
     # ---------------------------------------------------------- indexing
     @property
@@ -210,15 +216,26 @@ class MemoryProfile:
 
     def local_head(self, in_key: str, out_key: str) -> HeadCost:
         """The local head of a module whose input / output have these
-        head keys (``in_key`` 'image' for the first module)."""
-        return self.local_heads[f'{in_key}->{out_key}'
-                                if self.head_by_input else out_key]
+        head keys (``in_key`` 'image' for the first module). When the heads
+        read levels (their cost also depends on where the module starts),
+        the largest of the heads that end at ``out_key``: a bound, used by
+        the cut search for the heads' states; :meth:`module_head` is
+        exact."""
+        key = f'{in_key}->{out_key}' if self.head_by_input else out_key
+        if not self.head_by_levels and not self.lookahead_keys:
+            return self.local_heads[key]
+        prefix = f'{in_key}->' if self.head_by_input else ''
+        heads = [h for k, h in self.local_heads.items()
+                 if k.startswith(prefix) and
+                 k[len(prefix):].split('|')[0].split('+')[-1] == out_key]
+        return max(heads, key=lambda h: (h.state, h.peak))
 
     def module_head(self, s: int, e: int) -> HeadCost:
         """The local head of the module made of units ``s..e-1``."""
         return self.local_heads[head_cost_key(self.units, self.used_stages,
                                               self.head_by_input,
-                                              self.head_by_levels, s, e)]
+                                              self.head_by_levels, s, e,
+                                              self.lookahead_keys)]
 
     def head_keys(self) -> List[str]:
         """Distinct head keys in network order."""
@@ -423,8 +440,8 @@ def _measure_unit(run, x, parts, need_input_grad: bool) -> dict:
                 flops_fwd=flops_fwd, flops_bwd=flops_bwd)
 
 
-def _loss_peak(run_loss, inputs, modules, requires_grad=None
-               ) -> Tuple[int, int]:
+def _loss_peak(run_loss, inputs, modules, requires_grad=None,
+               externals=()) -> Tuple[int, int]:
     """Peak and FLOPs of ``run_loss(*leaves)`` (returns a scalar loss) and
     its backward, above the level before; ``leaves`` are ``inputs``
     detached, requiring grad (or as ``requires_grad`` says, one flag per
@@ -436,7 +453,7 @@ def _loss_peak(run_loss, inputs, modules, requires_grad=None
     leaves = [x.detach().requires_grad_(flag)
               for x, flag in zip(inputs, requires_grad)]
     tracker = PeakTracker()
-    tracker.track_external(*leaves, *modules)
+    tracker.track_external(*leaves, *modules, *externals)
     with tracker:
         level = tracker.current_total()
 
@@ -518,12 +535,24 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         head_cfg = local_head_template(cfg.model)
         # a head for a real cut's width (heads may only accept some)
         width = backbone.unit_out_channels(backbone.units()[0])
-        if head_cfg.get('lookahead'):
-            raise ValueError(
-                'the memory profile does not cost local heads with a '
-                "lookahead (auxiliary net of copied units: 'auglocal', "
-                "'man'): their cost depends on the cut. Measure such a "
-                'config with tools/benchmark.py instead')
+        ahead_spec = head_cfg.pop('lookahead', None)
+        ahead_units = None
+        if ahead_spec:
+            ahead_spec = check_spec(**ahead_spec)
+            if ahead_spec['type'] == 'auglocal' and any(
+                    auglocal_depth(ahead_spec['depth'], m, k) !=
+                    ahead_spec['depth'] for k in range(3, 17)
+                    for m in range(k - 1)):
+                raise ValueError(
+                    'the memory profile costs AugLocal lookaheads of depth '
+                    '<= 2 (the same for every module) and MAN; depth '
+                    f"{ahead_spec['depth']} shrinks with the module index. "
+                    'Measure such a config with tools/benchmark.py')
+            names = backbone.units()
+            ahead_units = {
+                e: lookahead_units(backbone, names[e - 1],
+                                   ahead_spec['type'], ahead_spec['depth'])
+                for e in range(1, len(names))}
         # a two-level probe where a module can hand stages to the heads
         probe = model.build_local_head(
             copy.deepcopy(head_cfg), width, width,
@@ -603,12 +632,14 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         # window, as in the first step of a module
         first_block = 1 if units[0].name == 'stem' else 0
         allowed = list(range(first_block + 1, len(units)))
+        ahead_keys = None if ahead_units is None else {
+            e: '/'.join(map(_unit_name, ahead_units[e])) for e in allowed}
         wanted = {}
         for s_ in [0] + allowed:
             for e_ in allowed:
                 if e_ > s_:
                     key = head_cost_key(units, used, by_input, by_levels, s_,
-                                        e_)
+                                        e_, ahead_keys)
                     wanted.setdefault(key, (s_, e_))
         local = {}
         for key, (s_, e_) in wanted.items():
@@ -623,8 +654,13 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
             if not by_levels or len(levels) < 2:
                 levels = None
             torch.manual_seed(seed)
+            cfg_k = copy.deepcopy(head_cfg)
+            if ahead_units is not None:
+                cfg_k['lookahead'] = Lookahead(
+                    backbone, ahead_units[e_], ahead_spec['type'],
+                    ahead_spec['momentum'])
             head = revert_sync_batchnorm(model.build_local_head(
-                copy.deepcopy(head_cfg), feat.shape[1],
+                cfg_k, feat.shape[1],
                 feat_in.shape[1] if feat_in is not None else None,
                 [t.shape[1] for t in levels] if levels else None))
             if device != 'cpu':
@@ -638,7 +674,9 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
                                           list(xs) if multi else None)
                 return model.parse_losses(losses)[0]
 
-            peak, flops = _loss_peak(run_local, leaves, [head])
+            ahead = getattr(head, 'lookahead', None)
+            peak, flops = _loss_peak(run_local, leaves, [head],
+                                     externals=getattr(ahead, '_live', ()))
             head_opt = _optimizer_state_bytes(head, cfg)
             local[key] = HeadCost(
                 peak, flops, _trainable_bytes([head]),
@@ -677,7 +715,12 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         final_peaks_detached=[d[0] for d in detached],
         final_flops_detached=[d[1] for d in detached],
         optimizer=opt_bytes['name'],
-        head_by_input=by_input, head_by_levels=by_levels)
+        head_by_input=by_input, head_by_levels=by_levels,
+        lookahead_keys=ahead_keys)
+
+
+def _unit_name(unit) -> str:
+    return unit if unit == 'stem' else f'{unit[0]},{unit[1]}'
 
 
 def module_levels(units: Sequence[UnitCost], used: Optional[Set[int]],
@@ -694,11 +737,13 @@ def module_levels(units: Sequence[UnitCost], used: Optional[Set[int]],
 
 
 def head_cost_key(units: Sequence[UnitCost], used: Optional[Set[int]],
-                  by_input: bool, by_levels: bool, s: int, e: int) -> str:
+                  by_input: bool, by_levels: bool, s: int, e: int,
+                  lookahead_keys: Optional[Dict[int, str]] = None) -> str:
     """The key of the local head of the module of units ``s..e-1`` in
     :attr:`MemoryProfile.local_heads`: its output's shape, the shapes of
-    its levels (``'+'``-joined) when head-aware and there are several, and
-    its input's shape first (``'IN->OUT'``) when the head reads it."""
+    its levels (``'+'``-joined) when head-aware and there are several, its
+    lookahead's units (``'|UNITS'``) when it has one, and its input's shape
+    first (``'IN->OUT'``) when the head reads it."""
     out_key = units[e - 1].head_key
     if by_levels:
         read, with_output = module_levels(units, used, s, e)
@@ -706,6 +751,8 @@ def head_cost_key(units: Sequence[UnitCost], used: Optional[Set[int]],
             [out_key] if with_output else [])
         if len(keys) > 1:
             out_key = '+'.join(keys)
+    if lookahead_keys:
+        out_key = f'{out_key}|{lookahead_keys[e]}'
     if not by_input:
         return out_key
     return f"{'image' if s == 0 else units[s - 1].head_key}->{out_key}"
