@@ -132,6 +132,17 @@ def test_module_ending_a_read_stage_is_one_level():
     model = build(cfg)
     assert model.module_levels(0) == ([0, 1], False)
     assert model.level_channels(0) == [8, 16]
+    # a module of stage 1 alone has one level: the plain task head, unless
+    # a lookahead adds its (coarser) output as a second level
+    cfg = model_cfg('MiT', [(2, 0)], **MECHANISMS['fusion'])
+    head = build(cfg).local_heads[0]
+    assert not head.reads_levels and isinstance(head.task_head,
+                                                LocalTaskHead)
+    cfg = model_cfg('MiT', [(2, 0)], **MECHANISMS['man'])
+    model = build(cfg)
+    head = model.local_heads[0]
+    assert head.reads_levels and head.task_head.in_channels == [8, 16]
+    model.train_step(make_batch(), sgd(model))
 
 
 # ------------------------------------------------------------ isolation

@@ -136,7 +136,7 @@ def auglocal_units(backbone, after, depth: int) -> List:
 
 
 def check_spec(type: str = 'auglocal', depth: int = 2,
-               momentum: float = 0.995) -> dict:
+               momentum: float = 0.995, checkpoint: bool = True) -> dict:
     """A lookahead spec (``local_heads=dict(lookahead=...)``), checked."""
     if type not in LOOKAHEADS:
         raise ValueError(f'lookahead type must be one of {LOOKAHEADS}, '
@@ -148,7 +148,11 @@ def check_spec(type: str = 'auglocal', depth: int = 2,
             or not 0.0 <= float(momentum) < 1.0:
         raise ValueError(f'lookahead momentum must be in [0, 1), got '
                          f'{momentum!r}')
-    return dict(type=type, depth=depth, momentum=float(momentum))
+    if not isinstance(checkpoint, bool):
+        raise ValueError(f'lookahead checkpoint must be True or False, got '
+                         f'{checkpoint!r}')
+    return dict(type=type, depth=depth, momentum=float(momentum),
+                checkpoint=checkpoint)
 
 
 def lookahead_units(backbone, after, type: str = 'auglocal',
@@ -176,7 +180,8 @@ def build_lookahead(backbone, k: int, num_modules: int, **spec
     depth = auglocal_depth(spec['depth'], k, num_modules)
     units = lookahead_units(backbone, backbone.module_units(k)[-1],
                             spec['type'], depth)
-    return Lookahead(backbone, units, spec['type'], spec['momentum'])
+    return Lookahead(backbone, units, spec['type'], spec['momentum'],
+                     spec['checkpoint'])
 
 
 class Lookahead(nn.Module):
@@ -191,21 +196,31 @@ class Lookahead(nn.Module):
             (:func:`lookahead_units`).
         type: ``'auglocal'`` or ``'man'``.
         momentum: MAN's EMA momentum (the share of the old average).
+        checkpoint: recompute each copied unit's forward in backward
+            (the backbone contract's full checkpointing): the copies then
+            hold little more than their outputs while the local loss is
+            back-propagated, at the cost of one more forward of the copies.
+            Their BatchNorm statistics then move twice per step (as with
+            mmseg's ``with_cp``); they are training-only.
     """
 
     def __init__(self, backbone, units: Sequence, type: str = 'auglocal',
-                 momentum: float = 0.995):
+                 momentum: float = 0.995, checkpoint: bool = True):
         super().__init__()
-        spec = check_spec(type=type, momentum=momentum)
+        spec = check_spec(type=type, momentum=momentum,
+                          checkpoint=checkpoint)
         self.type = spec['type']
         self.momentum = spec['momentum']
         self.units = list(units)
         self.out_channels = backbone.unit_out_channels(self.units[-1])
         self.body = copy_units(backbone, self.units)
+        ckpt = list(self.units) if checkpoint else []
+        self.body.checkpoint_blocks = ckpt
         if type == 'man':
             # the average is state, not parameters: its weights become
             # buffers (saved, moved, broadcast; no gradient, no optimizer)
             self.ema = copy_units(backbone, self.units)
+            self.ema.checkpoint_blocks = ckpt
             self._averaged = _params_to_buffers(
                 [part for u in self.units for part in self.ema.unit_parts(u)])
             self.mix = nn.Parameter(torch.ones(()))

@@ -658,7 +658,7 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
             if ahead_units is not None:
                 cfg_k['lookahead'] = Lookahead(
                     backbone, ahead_units[e_], ahead_spec['type'],
-                    ahead_spec['momentum'])
+                    ahead_spec['momentum'], ahead_spec['checkpoint'])
             head = revert_sync_batchnorm(model.build_local_head(
                 cfg_k, feat.shape[1],
                 feat_in.shape[1] if feat_in is not None else None,

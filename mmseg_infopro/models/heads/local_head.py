@@ -48,8 +48,9 @@ class InfoProLocalHead(BaseModule):
     does (:class:`MultiLevelTaskHead`: each projected to a common width,
     resized to the finest, fused, classified at that resolution). So the
     early, high-resolution stages the final head reads detached are shaped
-    by a pixel loss at their own resolution. Modules with a single level
-    keep the plain task head.
+    by a pixel loss at their own resolution. A module with a single level
+    keeps the plain task head, unless a lookahead (below) adds its output
+    as a further, coarser level.
 
     Args:
         in_channels: channels of the local module's output. Filled in by
@@ -144,12 +145,13 @@ class InfoProLocalHead(BaseModule):
             raise ValueError('InfoProLocalHead: a lookahead feeds the task '
                              'head, but task_head is None')
         self.lookahead = lookahead
-        self.reads_levels = bool(head_aware) and len(levels) > 1 and \
-            task_head is not None
         task_in = in_channels
         if lookahead is not None:
+            # the lookahead's output is one more (coarser) level
             task_in = lookahead.out_channels
-            levels = levels + [task_in] if self.reads_levels else []
+            levels = levels + [task_in] if levels else []
+        self.reads_levels = bool(head_aware) and len(levels) > 1 and \
+            task_head is not None
         if task_head is None:
             self.task_head = None
         elif self.reads_levels:
@@ -208,7 +210,7 @@ class InfoProLocalHead(BaseModule):
         if self.task_head is not None:
             if self.lookahead is not None:
                 ahead = self.lookahead(x)
-                levels = list(levels or []) + [ahead]
+                levels = list(levels or [x]) + [ahead]
                 x_task = ahead
             else:
                 x_task = x

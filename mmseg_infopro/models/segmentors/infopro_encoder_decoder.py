@@ -15,6 +15,12 @@ from ..heads.multi_level_task_head import fusion_style
 from ..heads.recons_decoder import reconstruction_target
 
 
+#: the widest head-aware local head by default: it works at the finest
+#: level (stride 4), where a copy of a 512-channel UPerHead would cost more
+#: FLOPs and memory than the module it trains
+MAX_FUSION_CHANNELS = 128
+
+
 @MODELS.register_module()
 class InfoProEncoderDecoder(LocalLearningModel, EncoderDecoder):
     """EncoderDecoder whose backbone is trained as K local modules.
@@ -59,13 +65,15 @@ class InfoProEncoderDecoder(LocalLearningModel, EncoderDecoder):
         """The local heads' classes and resizing, and how a head-aware one
         fuses (the neck's or decode head's family, see
         :data:`~mmseg_infopro.models.heads.FUSION_STYLES`) at which width
-        (the decode head's ``channels``)."""
+        (the decode head's ``channels``, at most
+        :data:`MAX_FUSION_CHANNELS`)."""
         fuser = self.neck if self.with_neck else self.decode_head
+        width = getattr(self.decode_head, 'channels', None)
         return dict(type='InfoProLocalHead', num_classes=self.num_classes,
                     align_corners=self.align_corners,
                     fusion=fusion_style(type(fuser).__name__),
-                    fusion_channels=getattr(self.decode_head, 'channels',
-                                            None))
+                    fusion_channels=None if width is None else
+                    min(int(width), MAX_FUSION_CHANNELS))
 
     def _reading_heads(self) -> List[nn.Module]:
         heads = [self.decode_head]
