@@ -9,6 +9,7 @@ the observers around every module, and building the local heads. The task
 model supplies the other half through the protocol below; the distributed
 wrapper, the hooks and the memory tools talk to models only through it.
 """
+import copy
 import logging
 from collections import OrderedDict
 from typing import Dict, List, Optional, Sequence, Tuple
@@ -155,6 +156,7 @@ class LocalLearningModel:
                         f'{self.backbone.module_out_name(k)}) has '
                         f'{expected} channels (leave {key} out to have it '
                         'filled in)')
+            cfg = self.local_head_config(cfg)
             if isinstance(cfg.get('lookahead'), dict):
                 cfg['lookahead'] = build_lookahead(
                     self.backbone, k, self.num_modules, **cfg['lookahead'])
@@ -175,13 +177,19 @@ class LocalLearningModel:
         and whose levels (when it produces stage outputs the final heads
         read) have ``level_channels`` (also used by the memory tools for
         any module)."""
-        cfg = dict(cfg, in_channels=in_channels,
+        cfg = dict(self.local_head_config(cfg), in_channels=in_channels,
                    target_channels=target_channels)
         if level_channels is not None:
             cfg['level_channels'] = list(level_channels)
-        for key, value in self.local_head_defaults().items():
-            cfg.setdefault(key, value)
         return self.local_head_registry.build(cfg)
+
+    def local_head_config(self, cfg: dict) -> dict:
+        """``cfg`` completed with :meth:`local_head_defaults` (its own
+        values win; ``lookahead=None`` switches a default lookahead off)."""
+        out = dict(cfg)
+        for key, value in self.local_head_defaults().items():
+            out.setdefault(key, copy.deepcopy(value))
+        return out
 
     # --------------------------------------------------------------- levels
     def module_levels(self, k: int) -> Tuple[List[int], bool]:

@@ -535,7 +535,11 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         head_cfg = local_head_template(cfg.model)
         # a head for a real cut's width (heads may only accept some)
         width = backbone.unit_out_channels(backbone.units()[0])
-        ahead_spec = head_cfg.pop('lookahead', None)
+        # the heads' defaults (a default lookahead included) as the model
+        # builds them
+        head_cfg = model.local_head_config(head_cfg)
+        ahead_spec = head_cfg.get('lookahead', None)
+        head_cfg['lookahead'] = None  # built per module below
         ahead_units = None
         if ahead_spec:
             ahead_spec = check_spec(**ahead_spec)
