@@ -183,6 +183,8 @@ class MemoryProfile:
     # engine/lookahead.py): the copied units of a module ending before
     # unit ``e``, by ``e`` (joined names), part of the head's key
     lookahead_keys: Optional[Dict[int, str]] = None
+    # ... only for the modules that have levels (lookahead 'auto')
+    lookahead_with_levels_only: bool = False
 
     # ---------------------------------------------------------- indexing
     @property
@@ -232,10 +234,10 @@ class MemoryProfile:
 
     def module_head(self, s: int, e: int) -> HeadCost:
         """The local head of the module made of units ``s..e-1``."""
-        return self.local_heads[head_cost_key(self.units, self.used_stages,
-                                              self.head_by_input,
-                                              self.head_by_levels, s, e,
-                                              self.lookahead_keys)]
+        return self.local_heads[head_cost_key(
+            self.units, self.used_stages, self.head_by_input,
+            self.head_by_levels, s, e, self.lookahead_keys,
+            self.lookahead_with_levels_only)]
 
     def head_keys(self) -> List[str]:
         """Distinct head keys in network order."""
@@ -541,6 +543,16 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         ahead_spec = head_cfg.get('lookahead', None)
         head_cfg['lookahead'] = None  # built per module below
         ahead_units = None
+        # 'auto': the model's choice, for modules with levels (and without)
+        ahead_auto = None
+        if ahead_spec and ahead_spec.get('type') == 'auto':
+            ahead_auto = (model.default_lookahead(head_cfg, True),
+                          model.default_lookahead(head_cfg, False))
+            if ahead_auto[1] is not None:
+                raise ValueError(
+                    "the memory profile costs lookahead=dict(type='auto') "
+                    'where only modules with levels get one')
+            ahead_spec = ahead_auto[0]
         if ahead_spec:
             ahead_spec = check_spec(**ahead_spec)
         if ahead_spec and ahead_spec['type'] is not None:
@@ -639,12 +651,13 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         allowed = list(range(first_block + 1, len(units)))
         ahead_keys = None if ahead_units is None else {
             e: '/'.join(map(_unit_name, ahead_units[e])) for e in allowed}
+        only_with_levels = ahead_auto is not None
         wanted = {}
         for s_ in [0] + allowed:
             for e_ in allowed:
                 if e_ > s_:
                     key = head_cost_key(units, used, by_input, by_levels, s_,
-                                        e_, ahead_keys)
+                                        e_, ahead_keys, only_with_levels)
                     wanted.setdefault(key, (s_, e_))
         local = {}
         for key, (s_, e_) in wanted.items():
@@ -660,7 +673,7 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
                 levels = None
             torch.manual_seed(seed)
             cfg_k = copy.deepcopy(head_cfg)
-            if ahead_units is not None:
+            if ahead_units is not None and '|' in key:
                 cfg_k['lookahead'] = Lookahead(
                     backbone, ahead_units[e_], ahead_spec['type'],
                     ahead_spec['momentum'], ahead_spec['checkpoint'])
@@ -721,7 +734,8 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         final_flops_detached=[d[1] for d in detached],
         optimizer=opt_bytes['name'],
         head_by_input=by_input, head_by_levels=by_levels,
-        lookahead_keys=ahead_keys)
+        lookahead_keys=ahead_keys,
+        lookahead_with_levels_only=ahead_auto is not None)
 
 
 def _unit_name(unit) -> str:
@@ -743,7 +757,8 @@ def module_levels(units: Sequence[UnitCost], used: Optional[Set[int]],
 
 def head_cost_key(units: Sequence[UnitCost], used: Optional[Set[int]],
                   by_input: bool, by_levels: bool, s: int, e: int,
-                  lookahead_keys: Optional[Dict[int, str]] = None) -> str:
+                  lookahead_keys: Optional[Dict[int, str]] = None,
+                  with_levels_only: bool = False) -> str:
     """The key of the local head of the module of units ``s..e-1`` in
     :attr:`MemoryProfile.local_heads`: its output's shape, the shapes of
     its levels (``'+'``-joined) when head-aware and there are several, its
@@ -756,7 +771,7 @@ def head_cost_key(units: Sequence[UnitCost], used: Optional[Set[int]],
             [out_key] if with_output else [])
         if len(keys) > 1:
             out_key = '+'.join(keys)
-    if lookahead_keys:
+    if lookahead_keys and (read or not with_levels_only):
         out_key = f'{out_key}|{lookahead_keys[e]}'
     if not by_input:
         return out_key

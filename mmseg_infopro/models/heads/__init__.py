@@ -2,14 +2,14 @@ from .cls_local_head import (AuxClassifier1c2f, ImageReconsDecoder,
                              InfoProClsLocalHead, SupConLoss,
                              interpolated_weights, release_loss_weights)
 from .feature_recons_decoder import FeatureReconstructionDecoder
-from .local_head import InfoProLocalHead
+from .local_head import InfoProLocalHead, InfoProPaperLocalHead
 from .local_task_head import LocalTaskHead, pixel_loss
 from .multi_level_task_head import (FUSION_STYLES, MultiLevelTaskHead,
                                     fusion_style)
 from .recons_decoder import ReconstructionDecoder, reconstruction_target
 
 __all__ = [
-    'InfoProLocalHead', 'LocalTaskHead', 'MultiLevelTaskHead',
+    'InfoProLocalHead', 'InfoProPaperLocalHead', 'LocalTaskHead', 'MultiLevelTaskHead',
     'FUSION_STYLES', 'fusion_style', 'pixel_loss', 'ReconstructionDecoder',
     'FeatureReconstructionDecoder', 'reconstruction_target',
     'InfoProClsLocalHead', 'ImageReconsDecoder', 'AuxClassifier1c2f',
