@@ -33,7 +33,8 @@ import train as train_tool  # noqa: E402  (tools/train.py)
 
 from mmseg_infopro.models.segmentors import InfoProEncoderDecoder  # noqa
 from mmseg_infopro.engine import (  # noqa: E402
-    InfoProDistributedDataParallel, init_cpu_process_group)
+    InfoProDistributedDataParallel)
+from harness.processes import init_cpu_process_group  # noqa: E402
 
 
 @HOOKS.register_module(force=True)
@@ -540,8 +541,7 @@ def test_cpu_default_model_wrapper():
     a config that sets a wrapper is left alone."""
     from mmengine.config import Config
 
-    from mmseg_infopro.engine.distributed import \
-        cpu_default_model_wrapper
+    from harness.processes import cpu_default_model_wrapper
     cfg = Config.fromfile(DEMO_K2)
     assert not cpu_default_model_wrapper(cfg)
     assert cfg.model_wrapper_cfg == dict(type='InfoProDistributedDataParallel')

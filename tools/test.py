@@ -18,9 +18,9 @@ except ImportError:  # running from a source checkout without install
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmseg_infopro.engine import (cpu_default_model_wrapper,
-                                  init_cpu_process_group,
-                                  shutdown_process_group)
+from harness.processes import (  # noqa: E402  (tools/harness)
+    cpu_default_model_wrapper, init_cpu_process_group,
+    shutdown_process_group)
 from mmseg_infopro.safe_loading import UnsafeCheckpointError
 
 

@@ -24,9 +24,9 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmseg_infopro.engine import (cpu_default_model_wrapper,
-                                  init_cpu_process_group,
-                                  shutdown_process_group)
+from harness.processes import (  # noqa: E402  (tools/harness)
+    cpu_default_model_wrapper, init_cpu_process_group,
+    shutdown_process_group)
 from mmseg_infopro.safe_loading import UnsafeCheckpointError
 
 
