@@ -165,7 +165,12 @@ class LocalLearningModel:
         stages, with_output = self.module_levels(k)
         if not stages:
             return None
-        known = self.stage_channels()
+        known = dict(self.stage_channels())
+        for s in stages:  # a width no head config states: the backbone's
+            if s not in known and self.backbone.stage_output_is_unit_output:
+                last = [u for u in self.backbone.units()
+                        if u != 'stem' and u[0] == s + 1][-1]
+                known[s] = self.backbone.unit_out_channels(last)
         missing = [s for s in stages if s not in known]
         if missing:
             raise ValueError(

@@ -23,7 +23,7 @@ local head (``local_heads.*``): trained by their module's loss only, dropped
 at export.
 """
 import copy
-from typing import List, Sequence, Tuple
+from typing import List, Optional, Sequence, Tuple
 
 import torch
 import torch.nn as nn
@@ -135,12 +135,14 @@ def auglocal_units(backbone, after, depth: int) -> List:
     return [units[p] for p in picks]
 
 
-def check_spec(type: str = 'auglocal', depth: int = 2,
+def check_spec(type: Optional[str] = 'auglocal', depth: int = 2,
                momentum: float = 0.995, checkpoint: bool = True) -> dict:
-    """A lookahead spec (``local_heads=dict(lookahead=...)``), checked."""
-    if type not in LOOKAHEADS:
-        raise ValueError(f'lookahead type must be one of {LOOKAHEADS}, '
-                         f'got {type!r}')
+    """A lookahead spec (``local_heads=dict(lookahead=...)``), checked;
+    ``type=None`` means no lookahead (a dict, so that a config can still
+    set ``lookahead.type`` on top of it)."""
+    if type is not None and type not in LOOKAHEADS:
+        raise ValueError(f'lookahead type must be one of {LOOKAHEADS} or '
+                         f'None, got {type!r}')
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f'lookahead depth must be an int >= 1, got '
                          f'{depth!r}')
@@ -170,10 +172,13 @@ def lookahead_units(backbone, after, type: str = 'auglocal',
 
 
 def build_lookahead(backbone, k: int, num_modules: int, **spec
-                    ) -> 'Lookahead':
+                    ) -> Optional['Lookahead']:
     """The lookahead of local module ``k`` of K=``num_modules`` from a
-    spec (AugLocal's depth shrinks with ``k``, :func:`auglocal_depth`)."""
+    spec (AugLocal's depth shrinks with ``k``, :func:`auglocal_depth`);
+    None for ``type=None``."""
     spec = check_spec(**spec)
+    if spec['type'] is None:
+        return None
     if not 0 <= k < num_modules - 1:
         raise ValueError(f'lookahead: module {k} is not a local module '
                          f'of K={num_modules}')
@@ -209,6 +214,8 @@ class Lookahead(nn.Module):
         super().__init__()
         spec = check_spec(type=type, momentum=momentum,
                           checkpoint=checkpoint)
+        if spec['type'] is None:
+            raise ValueError('Lookahead needs a type (auglocal or man)')
         self.type = spec['type']
         self.momentum = spec['momentum']
         self.units = list(units)

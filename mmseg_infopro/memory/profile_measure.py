@@ -186,6 +186,7 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         ahead_units = None
         if ahead_spec:
             ahead_spec = check_spec(**ahead_spec)
+        if ahead_spec and ahead_spec['type'] is not None:
             if ahead_spec['type'] == 'auglocal' and any(
                     auglocal_depth(ahead_spec['depth'], m, k) !=
                     ahead_spec['depth'] for k in range(3, 17)

@@ -30,7 +30,10 @@ model = dict(
         loss_task_weight=1.0,
         task_head=dict(channels=64, dropout_ratio=0.1),
         recons_head=dict(channels=(32, 16, 8)),
-        norm_cfg=norm_cfg))
+        norm_cfg=norm_cfg,
+        # the paper's plain local head (issue 23's variants add the rest)
+        head_aware=False,
+        lookahead=dict(type=None)))
 optim_wrapper = dict(
     type='OptimWrapper',
     optimizer=dict(type='AdamW', lr=1e-3, betas=(0.9, 0.999),

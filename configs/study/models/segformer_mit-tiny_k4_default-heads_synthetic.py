@@ -4,4 +4,5 @@
 _base_ = './segformer_mit-tiny_k4_synthetic.py'
 model = dict(
     local_heads=dict(
-        _delete_=True, loss_recons_weight=1.5, loss_task_weight=1.0))
+        _delete_=True, loss_recons_weight=1.5, loss_task_weight=1.0,
+        head_aware=False, lookahead=dict(type=None)))

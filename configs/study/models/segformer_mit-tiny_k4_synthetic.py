@@ -10,7 +10,9 @@ local_head = dict(
     loss_task_weight=1.0,
     task_head=dict(channels=64, dropout_ratio=0.1),
     recons_head=dict(channels=(32, 16, 8)),
-    norm_cfg=norm_cfg)
+    norm_cfg=norm_cfg,
+    head_aware=False,
+    lookahead=dict(type=None))
 model = dict(
     backbone=dict(split_points=[(2, 0), (3, 0), (4, 0)]),
     local_heads=[

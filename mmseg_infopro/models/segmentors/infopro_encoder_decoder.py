@@ -97,6 +97,8 @@ class InfoProEncoderDecoder(LocalLearningModel, EncoderDecoder):
                 continue
             if not isinstance(index, Sequence):
                 index, channels = [index], [channels]
+            elif not isinstance(channels, Sequence):
+                continue  # resize_concat keeps only the sum of the widths
             for position, width in zip(index, channels):
                 known[out_indices[position]] = int(width)
         return known
