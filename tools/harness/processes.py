@@ -6,6 +6,7 @@ mmengine's ``init_dist`` calls ``torch.cuda.set_device`` and its default
 ``MMDistributedDataParallel`` passes ``device_ids``, both of which fail
 without a GPU; these helpers make a CPU run behave as a GPU run does.
 """
+import gc
 import logging
 import os
 import sys
@@ -86,34 +87,61 @@ def cpu_default_model_wrapper(cfg) -> bool:
     return True
 
 
-def shutdown_process_group(hard_exit: bool = False) -> None:
-    """End a distributed run cleanly: wait for every rank, then destroy
-    the default process group (a no-op outside torch.distributed).
+def gloo_worker_threads() -> Optional[int]:
+    """How many gloo worker threads (``pt_gloo_runloop``) this process
+    still runs; None where ``/proc`` cannot say."""
+    try:
+        tids = os.listdir('/proc/self/task')
+    except OSError:
+        return None
+    count = 0
+    for tid in tids:
+        try:
+            with open(f'/proc/self/task/{tid}/comm') as f:
+                count += f.read().strip() == 'pt_gloo_runloop'
+        except OSError:
+            pass
+    return count
 
-    mmengine leaves the group to the interpreter's exit. With gloo, a rank
-    can then abort after a finished run ("terminate called without an
-    active exception", SIGABRT, on a loaded machine, 2 of about 50 of the
-    test suite's 2-rank runs): Python's faulthandler shows the main
-    thread with no Python frame, so it happens in the C++ teardown at
-    interpreter exit, after the group is destroyed. ``hard_exit=True``
-    (``tools/train.py`` and ``tools/test.py`` run as scripts) therefore
-    ends a gloo rank with ``os._exit(0)`` once the group is destroyed,
-    after flushing the logs and standard streams: checkpoints, logs and
-    ``vis_data`` are closed by then (mmengine closes its visualizer in
-    ``after_run``), and nothing in mmengine, mmcv or mmseg registers an
-    ``atexit`` handler. DataLoader worker processes, if any, see their
-    parent gone and exit within torch's 5 s status interval. NCCL runs
-    exit normally."""
+
+def shutdown_process_group() -> bool:
+    """End a distributed run: free what still holds the process group,
+    wait for every rank, destroy the group (a no-op outside
+    torch.distributed).
+
+    Returns whether the interpreter may exit normally: False when a gloo
+    group's worker threads are still alive (something else still holds
+    the group). Those threads must not outlive the interpreter: one that
+    finishes a collective while Python finalizes drops tensors that need
+    the GIL, is made to exit by Python, and the forced unwinding aborts
+    the process ("terminate called without an active exception"; see
+    docs/distributed.md). The runner's DDPs hold the group through their
+    reducers, in reference cycles, so they are collected first, while
+    torch's registry still holds the group: then ``destroy_process_group``
+    drops its last reference, and its destructor joins the threads."""
     if not (torch_dist.is_available() and torch_dist.is_initialized()):
-        return
+        return True
     gloo = torch_dist.get_backend() == 'gloo'
+    gc.collect()
     torch_dist.barrier()
     torch_dist.destroy_process_group()
-    if hard_exit and gloo:
-        logging.shutdown()
-        for stream in (sys.stdout, sys.stderr):
-            try:
-                stream.flush()
-            except (OSError, ValueError):  # closed or broken pipe
-                pass
-        os._exit(0)
+    return not gloo or gloo_worker_threads() in (0, None)
+
+
+#: what :func:`hard_exit` writes to stderr
+HARD_EXIT_NOTE = ('gloo worker threads are still alive after the process '
+                  'group was destroyed: ending with os._exit(0)')
+
+
+def hard_exit() -> None:
+    """``os._exit(0)`` after a note on stderr and flushing the logs and
+    standard streams (the run's checkpoints, logs and ``vis_data`` are
+    closed by then)."""
+    print(HARD_EXIT_NOTE, file=sys.stderr)
+    logging.shutdown()
+    for stream in (sys.stdout, sys.stderr):
+        try:
+            stream.flush()
+        except (OSError, ValueError):  # closed or broken pipe
+            pass
+    os._exit(0)
