@@ -295,7 +295,8 @@ def test_feature_reconstruction_local_loss(family):
     normalised image for module 1), MSE, same weights interface."""
     model = build(model_cfg(family, 'default', recons_target='features',
                             recons_head=dict(channels=8),
-                            loss_recons_weight=2.0))
+                            loss_recons_weight=2.0,
+                            type='InfoProPaperLocalHead'))
     head = model.local_heads[0]
     assert head.recons_target == 'features' and not head.needs_image
     assert head.recons_head.out.out_channels == 3  # module 1's input
@@ -362,11 +363,14 @@ def test_memory_hook_and_distributed_wrapper_take_any_backbone(family):
     try:
         assert init_cpu_process_group('pytorch')
         wrapper = InfoProDistributedDataParallel(model)
-        before = [p.detach().clone() for p in model.parameters()]
+        # the lookahead's copies feed a conv + BN: a per-channel constant
+        # (their last bias) gets no gradient there by construction
+        params = [p for n, p in model.named_parameters()
+                  if '.lookahead.' not in n]
+        before = [p.detach().clone() for p in params]
         logs = wrapper.train_step(make_batch(), sgd(model))
         assert 's1.loss_task' in logs and 'decode.loss_ce' in logs
-        moved = [not torch.equal(b, p)
-                 for b, p in zip(before, model.parameters())]
+        moved = [not torch.equal(b, p) for b, p in zip(before, params)]
         assert all(moved)
     finally:
         if dist.is_initialized():
@@ -381,11 +385,14 @@ def test_checkpointing_is_training_only(monkeypatch):
     the same outputs; in training the gradients are those of the plain
     model."""
     from mmseg_infopro.engine import backbone_contract as base
-    cfg = model_cfg('Swin', 'default')
+    # the paper's head: its module has no lookahead, whose copies would
+    # be checkpointed too
+    paper = dict(type='InfoProPaperLocalHead')
+    cfg = model_cfg('Swin', 'default', **paper)
     cfg.backbone.checkpoint_blocks = ['stem', (2, 0)]
     cfg.backbone.selective_checkpoint_blocks = [(3, 0), (4, 0)]
     model = build(cfg)
-    plain = build(model_cfg('Swin', 'default'))
+    plain = build(model_cfg('Swin', 'default', **paper))
     calls = []
     real_checkpoint = base.checkpoint
     monkeypatch.setattr(base, 'checkpoint', lambda *a, **k: (

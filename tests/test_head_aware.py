@@ -35,7 +35,7 @@ sys.path.insert(0, osp.join(REPO, 'tools'))
 import export_checkpoint  # noqa: E402  (tools/export_checkpoint.py)
 
 MECHANISMS = {
-    'fusion': dict(head_aware=True),
+    'fusion': dict(head_aware=True, lookahead=dict(type=None)),
     'auglocal': dict(head_aware=True,
                      lookahead=dict(type='auglocal', depth=2)),
     'man': dict(head_aware=True, lookahead=dict(type='man', momentum=0.9)),
@@ -88,9 +88,12 @@ def test_local_head_reads_levels_only_when_head_aware_and_several():
     common = dict(in_channels=16, num_classes=5,
                   task_head=dict(channels=8), recons_head=dict(
                       channels=(8, 8)))
-    plain = InfoProLocalHead(level_channels=[8, 16], **common)
+    plain = InfoProLocalHead(level_channels=[8, 16], head_aware=False,
+                             **common)
     assert not plain.reads_levels and isinstance(plain.task_head,
                                                  LocalTaskHead)
+    # head-aware is the default
+    assert InfoProLocalHead(level_channels=[8, 16], **common).reads_levels
     single = InfoProLocalHead(level_channels=[16], head_aware=True,
                               **common)
     assert not single.reads_levels
@@ -154,6 +157,29 @@ def test_isolation_and_no_orphans_for_every_mechanism(family, mechanism):
     check_k2_isolation(
         model_cfg(family, 'default', **MECHANISMS[mechanism]),
         (family, mechanism))
+
+
+def test_the_defaults_are_fusion_and_man_where_the_heads_read_stages():
+    """Without options a local head is head-aware and, in a module that
+    hands stage outputs to the final heads, gets MAN's lookahead; elsewhere
+    (DeepLab's heads read the last stages only) it is the paper's head; the
+    paper's head is one option away."""
+    from mmseg_infopro.models.segmentors.infopro_encoder_decoder import \
+        AUTO_LOOKAHEAD
+    for family, levels in (('MiT', True), ('Swin', True),
+                           ('ResNetV1c', False)):
+        head = build(model_cfg(family, 'default')).local_heads[0]
+        assert head.reads_levels == levels, family
+        assert (head.lookahead is not None) == levels, family
+        if levels:
+            assert head.lookahead.type == AUTO_LOOKAHEAD['type']
+        paper = build(model_cfg(family, 'default',
+                                type='InfoProPaperLocalHead')).local_heads[0]
+        assert not paper.reads_levels and paper.lookahead is None
+        assert isinstance(paper.task_head, LocalTaskHead)
+    with pytest.raises(ValueError, match="paper's plain head"):
+        build(model_cfg('MiT', 'default', type='InfoProPaperLocalHead',
+                        head_aware=True))
 
 
 def test_k1_ignores_the_mechanisms():

@@ -5,7 +5,8 @@ crop_size = (640, 1280)
 model = dict(
     data_preprocessor=dict(size=crop_size),
     local_heads=[
-        dict(loss_recons_weight=2.0, loss_task_weight=1.0,
+        dict(type='InfoProPaperLocalHead', loss_recons_weight=2.0,
+             loss_task_weight=1.0,
              norm_cfg=dict(type='SyncBN', requires_grad=True))
     ])
 train_pipeline = [

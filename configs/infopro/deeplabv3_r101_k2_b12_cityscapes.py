@@ -2,7 +2,8 @@
 # lr 0.015, local loss = 1 * reconstruction + 0.1 * task (paper, Table 5).
 _base_ = './deeplabv3_r101_k2_cityscapes.py'
 model = dict(local_heads=[
-    dict(loss_recons_weight=1.0, loss_task_weight=0.1,
+    dict(type='InfoProPaperLocalHead', loss_recons_weight=1.0,
+         loss_task_weight=0.1,
          norm_cfg=dict(type='SyncBN', requires_grad=True))
 ])
 train_dataloader = dict(batch_size=3)

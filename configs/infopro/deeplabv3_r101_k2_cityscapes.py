@@ -9,7 +9,10 @@ model = dict(
     type='InfoProEncoderDecoder',
     backbone=dict(type='InfoProResNetV1c', split_points=[(3, 13)]),
     local_heads=[
-        dict(loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=norm_cfg)
+        # the paper's plain local head (the default adds head-aware fusion
+        # and a MAN lookahead where a module hands stages to the heads)
+        dict(type='InfoProPaperLocalHead', loss_recons_weight=1.5,
+             loss_task_weight=1.0, norm_cfg=norm_cfg)
     ])
 model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')
 # named errors for a missing/corrupt/mislabelled file (docs/cityscapes.md)

@@ -113,8 +113,13 @@ class LocalLearningModel:
                         'filled in)')
             cfg = self.local_head_config(cfg)
             if isinstance(cfg.get('lookahead'), dict):
+                spec = cfg['lookahead']
+                if spec.get('type') == 'auto':
+                    spec = self.default_lookahead(
+                        cfg, self.level_channels(k) is not None) or \
+                        dict(type=None)
                 cfg['lookahead'] = build_lookahead(
-                    self.backbone, k, self.num_modules, **cfg['lookahead'])
+                    self.backbone, k, self.num_modules, **spec)
             heads.append(self.build_local_head(
                 cfg, self.backbone.module_out_channels(k),
                 self.backbone.module_in_channels(k),
@@ -194,6 +199,14 @@ class LocalLearningModel:
         if levels is None:
             return head.loss(feat, *targets, inputs=inputs)
         return head.loss(feat, *targets, inputs=inputs, levels=levels)
+
+    def default_lookahead(self, cfg: dict, has_levels: bool
+                          ) -> Optional[dict]:
+        """Protocol default: ``lookahead=dict(type='auto')`` gives no
+        lookahead. A task returns the lookahead spec a module gets, given
+        its local head config ``cfg`` and whether it hands stage outputs to
+        the final heads (``has_levels``)."""
+        return None
 
     # ------------------------------------------------------------ partition
     @property

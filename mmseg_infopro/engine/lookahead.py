@@ -141,8 +141,9 @@ def check_spec(type: Optional[str] = 'auglocal', depth: int = 2,
     ``type=None`` means no lookahead (a dict, so that a config can still
     set ``lookahead.type`` on top of it)."""
     if type is not None and type not in LOOKAHEADS:
-        raise ValueError(f'lookahead type must be one of {LOOKAHEADS} or '
-                         f'None, got {type!r}')
+        raise ValueError(f'lookahead type must be one of {LOOKAHEADS}, '
+                         f"'auto' (the model's choice) or None, got "
+                         f'{type!r}')
     if isinstance(depth, bool) or not isinstance(depth, int) or depth < 1:
         raise ValueError(f'lookahead depth must be an int >= 1, got '
                          f'{depth!r}')

@@ -172,6 +172,8 @@ class MemoryProfile:
     # engine/lookahead.py): the copied units of a module ending before
     # unit ``e``, by ``e`` (joined names), part of the head's key
     lookahead_keys: Optional[Dict[int, str]] = None
+    # ... only for the modules that have levels (lookahead 'auto')
+    lookahead_with_levels_only: bool = False
 
     # ---------------------------------------------------------- indexing
     @property
@@ -221,10 +223,10 @@ class MemoryProfile:
 
     def module_head(self, s: int, e: int) -> HeadCost:
         """The local head of the module made of units ``s..e-1``."""
-        return self.local_heads[head_cost_key(self.units, self.used_stages,
-                                              self.head_by_input,
-                                              self.head_by_levels, s, e,
-                                              self.lookahead_keys)]
+        return self.local_heads[head_cost_key(
+            self.units, self.used_stages, self.head_by_input,
+            self.head_by_levels, s, e, self.lookahead_keys,
+            self.lookahead_with_levels_only)]
 
     def head_keys(self) -> List[str]:
         """Distinct head keys in network order."""
@@ -384,7 +386,8 @@ def module_levels(units: Sequence[UnitCost], used: Optional[Set[int]],
 
 def head_cost_key(units: Sequence[UnitCost], used: Optional[Set[int]],
                   by_input: bool, by_levels: bool, s: int, e: int,
-                  lookahead_keys: Optional[Dict[int, str]] = None) -> str:
+                  lookahead_keys: Optional[Dict[int, str]] = None,
+                  with_levels_only: bool = False) -> str:
     """The key of the local head of the module of units ``s..e-1`` in
     :attr:`MemoryProfile.local_heads`: its output's shape, the shapes of
     its levels (``'+'``-joined) when head-aware and there are several, its
@@ -397,7 +400,7 @@ def head_cost_key(units: Sequence[UnitCost], used: Optional[Set[int]],
             [out_key] if with_output else [])
         if len(keys) > 1:
             out_key = '+'.join(keys)
-    if lookahead_keys:
+    if lookahead_keys and (read or not with_levels_only):
         out_key = f'{out_key}|{lookahead_keys[e]}'
     if not by_input:
         return out_key

@@ -184,6 +184,16 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         ahead_spec = head_cfg.get('lookahead', None)
         head_cfg['lookahead'] = None  # built per module below
         ahead_units = None
+        # 'auto': the model's choice, for modules with levels (and without)
+        ahead_auto = None
+        if ahead_spec and ahead_spec.get('type') == 'auto':
+            ahead_auto = (model.default_lookahead(head_cfg, True),
+                          model.default_lookahead(head_cfg, False))
+            if ahead_auto[1] is not None:
+                raise ValueError(
+                    "the memory profile costs lookahead=dict(type='auto') "
+                    'where only modules with levels get one')
+            ahead_spec = ahead_auto[0]
         if ahead_spec:
             ahead_spec = check_spec(**ahead_spec)
         if ahead_spec and ahead_spec['type'] is not None:
@@ -282,12 +292,13 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         allowed = list(range(first_block + 1, len(units)))
         ahead_keys = None if ahead_units is None else {
             e: '/'.join(map(_unit_name, ahead_units[e])) for e in allowed}
+        only_with_levels = ahead_auto is not None
         wanted = {}
         for s_ in [0] + allowed:
             for e_ in allowed:
                 if e_ > s_:
                     key = head_cost_key(units, used, by_input, by_levels, s_,
-                                        e_, ahead_keys)
+                                        e_, ahead_keys, only_with_levels)
                     wanted.setdefault(key, (s_, e_))
         local = {}
         for key, (s_, e_) in wanted.items():
@@ -303,7 +314,7 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
                 levels = None
             torch.manual_seed(seed)
             cfg_k = copy.deepcopy(head_cfg)
-            if ahead_units is not None:
+            if ahead_units is not None and '|' in key:
                 cfg_k['lookahead'] = Lookahead(
                     backbone, ahead_units[e_], ahead_spec['type'],
                     ahead_spec['momentum'], ahead_spec['checkpoint'])
@@ -364,4 +375,5 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
         final_flops_detached=[d[1] for d in detached],
         optimizer=opt_bytes['name'],
         head_by_input=by_input, head_by_levels=by_levels,
-        lookahead_keys=ahead_keys)
+        lookahead_keys=ahead_keys,
+        lookahead_with_levels_only=ahead_auto is not None)

@@ -82,6 +82,10 @@ class InfoProLocalHead(BaseModule):
             output.
     """
 
+    #: modules whose stages the final heads read get the model's default
+    #: lookahead (``lookahead=dict(type='auto')``)
+    auto_lookahead = True
+
     def __init__(self,
                  in_channels: Optional[int] = None,
                  num_classes: Optional[int] = None,
@@ -93,7 +97,7 @@ class InfoProLocalHead(BaseModule):
                  recons_head: Optional[Mapping] = _DEFAULTS,
                  norm_cfg: Optional[Mapping] = None,
                  align_corners: bool = False,
-                 head_aware: bool = False,
+                 head_aware: bool = True,
                  level_channels: Optional[Sequence[int]] = None,
                  fusion: str = 'concat',
                  fusion_channels: Optional[int] = None,
@@ -231,3 +235,21 @@ class InfoProLocalHead(BaseModule):
             losses['loss_recons'] = \
                 recons['loss_recons'] * self.loss_recons_weight
         return losses
+
+
+@MODELS.register_module()
+class InfoProPaperLocalHead(InfoProLocalHead):
+    """The paper's plain local head: the task head reads the module's last
+    output only (``head_aware=False``) and there is no lookahead, whatever
+    the defaults. ``local_heads=dict(type='InfoProPaperLocalHead', ...)``
+    (the paper-reproduction configs use it)."""
+
+    auto_lookahead = False
+
+    def __init__(self, head_aware: bool = False, lookahead=None, **kwargs):
+        if head_aware or lookahead is not None:
+            raise ValueError(
+                'InfoProPaperLocalHead is the paper\'s plain head: it takes '
+                f'no head_aware (got {head_aware!r}) and no lookahead (got '
+                f'{lookahead!r}); use InfoProLocalHead for those')
+        super().__init__(head_aware=False, lookahead=None, **kwargs)

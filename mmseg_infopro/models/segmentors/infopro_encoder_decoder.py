@@ -15,6 +15,12 @@ from ..heads.multi_level_task_head import fusion_style
 from ..heads.recons_decoder import reconstruction_target
 
 
+#: the lookahead a module gets by default (``lookahead=dict(type='auto')``,
+#: the default) when it hands stage outputs to the final heads and its head
+#: takes one: MAN's momentum copy of the next unit (issue 23's study,
+#: docs/accuracy.md)
+AUTO_LOOKAHEAD = dict(type='man', momentum=0.995)
+
 #: the widest head-aware local head by default: it works at the finest
 #: level (stride 4), where a copy of a 512-channel UPerHead would cost more
 #: FLOPs and memory than the module it trains
@@ -71,9 +77,20 @@ class InfoProEncoderDecoder(LocalLearningModel, EncoderDecoder):
         width = getattr(self.decode_head, 'channels', None)
         return dict(type='InfoProLocalHead', num_classes=self.num_classes,
                     align_corners=self.align_corners,
+                    lookahead=dict(type='auto'),
                     fusion=fusion_style(type(fuser).__name__),
                     fusion_channels=None if width is None else
                     min(int(width), MAX_FUSION_CHANNELS))
+
+    def default_lookahead(self, cfg: dict, has_levels: bool
+                          ) -> Optional[dict]:
+        """:data:`AUTO_LOOKAHEAD` for a module that hands stage outputs to
+        the final heads (``has_levels``), if its head takes a default
+        lookahead (``auto_lookahead``: not the paper's plain head)."""
+        head = self.local_head_registry.get(cfg.get('type'))
+        if not has_levels or not getattr(head, 'auto_lookahead', False):
+            return None
+        return dict(AUTO_LOOKAHEAD)
 
     def _reading_heads(self) -> List[nn.Module]:
         heads = [self.decode_head]
