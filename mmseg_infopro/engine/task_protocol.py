@@ -73,6 +73,13 @@ class LocalLearningTask(Protocol):
         from their configs. Default (``LocalLearningModel``): ``{}``, no
         early stage is read."""
 
+    def default_lookahead(self, cfg: dict, has_levels: bool
+                          ) -> Optional[dict]:
+        """The lookahead spec a module gets for ``lookahead=dict(type=
+        'auto')`` (the segmentation heads' default), given its local head
+        config and whether it hands stage outputs to the final heads.
+        Default (``LocalLearningModel``): None, no lookahead."""
+
     def example_batch(self, batch: int, size: Tuple[int, int],
                       seed: int = 0) -> dict:
         """A fabricated dataloader batch of ``batch`` images of ``size``
