@@ -27,7 +27,22 @@ Fixes:
 * ``numpy_in1d``: numpy >= 2.4 removed ``np.in1d``, which cityscapesscripts
   2.3 (mmseg's ``CityscapesMetric``) calls; restored as ``np.isin`` on the
   flattened input, only when cityscapesscripts is installed.
+
+Applied by the memory tools around FakeTensorMode only, never at import:
+
+* :class:`RealLinspace`: MiT and Swin read their drop-path rates with
+  ``[x.item() for x in torch.linspace(...)]`` in ``__init__``, which
+  FakeTensorMode refuses (data-dependent); while a model is built,
+  ``torch.linspace`` runs on real tensors.
+* :func:`mmseg_accuracy_without_masks`: mmseg's ``accuracy`` (a log metric)
+  indexes with a boolean mask, whose output shape depends on the values;
+  it is swapped for an equivalent top-1 accuracy without one.
+
+Used by the device check's CPU dry run: :func:`cpu_amp_optim_wrapper`,
+mmengine's ``AmpOptimWrapper`` without the GPU assertion of its
+constructor.
 """
+import contextlib
 import importlib
 import importlib.machinery
 import importlib.metadata
@@ -36,6 +51,9 @@ import os.path as osp
 import sys
 import types
 import warnings
+
+import torch
+from torch.overrides import TorchFunctionMode as _TorchFunctionMode
 
 APPLIED = []
 
@@ -251,6 +269,75 @@ def _fix_numpy_in1d():
 
     np.in1d = in1d
     APPLIED.append('numpy_in1d')
+
+
+# ------------------------------------------------- under FakeTensorMode
+class RealLinspace(_TorchFunctionMode):
+    """Inside FakeTensorMode, while a model is built: ``torch.linspace``
+    runs on real tensors and returns a numpy array. MiT and Swin read
+    their drop-path rates with ``[x.item() for x in torch.linspace(...)]``
+    in ``__init__``, which FakeTensorMode refuses (data-dependent)."""
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        kwargs = kwargs or {}
+        if func is torch.linspace:
+            from torch._subclasses.fake_tensor import unset_fake_temporarily
+            with unset_fake_temporarily():
+                return func(*args, **kwargs).numpy()
+        return func(*args, **kwargs)
+
+
+def fake_safe_accuracy(pred, target, topk=1, thresh=None,
+                        ignore_index=None):
+    """mmseg's ``accuracy`` (top-1 only) without boolean-mask indexing,
+    whose output shape depends on the values (FakeTensorMode refuses it).
+    It only feeds the ``acc_seg`` log entry; its temporaries are a few
+    (N, H, W) bool/long tensors, as mmseg's."""
+    if topk not in (1, (1, )) or thresh is not None:
+        raise NotImplementedError('fake mode supports top-1 accuracy only')
+    valid = torch.ones_like(target, dtype=torch.bool) \
+        if ignore_index is None else target != ignore_index
+    correct = (pred.argmax(1) == target) & valid
+    acc = correct.sum().float().reshape(1) * 100.0 / \
+        valid.sum().clamp(min=1)
+    return acc if topk == 1 else [acc]
+
+
+
+@contextlib.contextmanager
+def mmseg_accuracy_without_masks():
+    """Swap mmseg's ``accuracy`` for :func:`fake_safe_accuracy` in every
+    mmseg / mmseg_infopro module that imported it; restored on exit."""
+    import mmseg.models.losses  # noqa: F401  (loads the accuracy module)
+    original = sys.modules['mmseg.models.losses.accuracy'].accuracy
+    patched = []
+    for name, module in list(sys.modules.items()):
+        if name.startswith(('mmseg.', 'mmseg_infopro.')) and \
+                getattr(module, 'accuracy', None) is original:
+            module.accuracy = fake_safe_accuracy
+            patched.append(module)
+    try:
+        yield
+    finally:
+        for module in patched:
+            module.accuracy = original
+
+
+def cpu_amp_optim_wrapper(optimizer):
+    """mmengine's AmpOptimWrapper without its GPU assertion: a CPU
+    GradScaler and bf16 autocast (the CPU stand-in of ``cpu=True``)."""
+    import torch
+    from mmengine.optim import AmpOptimWrapper, OptimWrapper
+
+    class CPUAmpOptimWrapper(AmpOptimWrapper):
+
+        def __init__(self, optimizer):
+            OptimWrapper.__init__(self, optimizer=optimizer)
+            self._scale_update_param = None
+            self.cast_dtype = torch.bfloat16
+            self.loss_scaler = torch.amp.GradScaler('cpu')
+
+    return CPUAmpOptimWrapper(optimizer)
 
 
 _done = False

@@ -1,4 +1,4 @@
-"""The accuracy study tool (mmseg_infopro/study/accuracy.py,
+"""The accuracy study tool (tools/harness/study.py,
 tools/accuracy_study.py): schedule rescaling, the options a run gets, and
 a tiny resumable study through real tools/train.py subprocesses."""
 import json
@@ -11,16 +11,15 @@ import pytest
 from mmengine.config import Config
 
 from conftest import DEMO_K1, DEMO_K2, REPO
-from mmseg_infopro.study import accuracy
-from mmseg_infopro.study.accuracy import (StudyError, format_cfg_options,
-                                          load_spec, markdown_table,
-                                          per_class_table, read_per_class,
-                                          rescale_param_schedulers,
-                                          run_options, run_study, summarize)
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import accuracy_study as study_tool  # noqa: E402
 import train as train_tool  # noqa: E402
+from harness import study as accuracy  # noqa: E402
+from harness.study import (StudyError, format_cfg_options,  # noqa: E402
+                           load_spec, markdown_table, per_class_table,
+                           read_per_class, rescale_param_schedulers,
+                           run_options, run_study, summarize)
 
 CLS_DEMO = osp.join(REPO, 'configs', 'demo',
                     'resnet32_k2_synthetic-cifar10.py')

@@ -348,9 +348,10 @@ def test_memory_hook_and_distributed_wrapper_take_any_backbone(family):
 
     import torch.distributed as dist
 
-    from mmseg_infopro.engine.hooks import InfoProMemoryHook
-    from mmseg_infopro.engine import (
-        InfoProDistributedDataParallel, init_cpu_process_group)
+    from mmseg_infopro.memory import InfoProMemoryHook
+    from harness.processes import init_cpu_process_group
+
+    from mmseg_infopro.engine import InfoProDistributedDataParallel
     from test_distributed import free_port
     model = build(model_cfg(family, 'default'))
     values = InfoProMemoryHook.measure_step(model, sgd(model), make_batch())
@@ -383,7 +384,7 @@ def test_checkpointing_is_training_only(monkeypatch):
     with gradients: inference (eval, or no_grad) runs the plain units, with
     the same outputs; in training the gradients are those of the plain
     model."""
-    from mmseg_infopro.models.backbones import base
+    from mmseg_infopro.engine import backbone_contract as base
     # the paper's head: its module has no lookahead, whose copies would
     # be checkpointed too
     paper = dict(type='InfoProPaperLocalHead')

@@ -22,6 +22,7 @@ from mmengine.hooks import Hook
 from torch.nn.modules.batchnorm import _BatchNorm
 
 from mmseg.registry import HOOKS
+from mmseg_infopro.datasets.synthetic_cityscapes import read_meta
 
 from conftest import REPO, demo_cfg, single_thread
 from test_invariants import (build, make_batch, max_diff, model_cfg,
@@ -629,7 +630,7 @@ def test_demo_trains_tests_and_summarises(tmp_path, monkeypatch, capsys):
     out = capsys.readouterr().out
     assert f'[demo] generating a synthetic Cityscapes-format dataset in ' \
         f'{root} (4 train / 2 val images, 64x128)' in out
-    assert demo_tool.read_meta(root)['num_train'] == 4
+    assert read_meta(root)['num_train'] == 4
     assert len(glob.glob(osp.join(root, 'leftImg8bit', 'train', '*',
                                   '*.png'))) == 4
     assert osp.isfile(osp.join(work, 'iter_2.pth'))

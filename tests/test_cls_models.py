@@ -15,12 +15,17 @@ if REPO not in sys.path:
 import mmseg_infopro  # noqa: E402,F401  (compat first)
 from mmseg.registry import MODELS  # noqa: E402
 from mmseg_infopro.models.backbones.cifar_resnet import (  # noqa: E402
-    RELEASE_SPLITS, CifarResNet, InfoProCifarResNet, cifar_stage_blocks,
-    release_split_points, release_to_split_points)
+    CifarResNet, InfoProCifarResNet)
+from mmseg_infopro.models.backbones.cifar_splits import (  # noqa: E402
+    RELEASE_SPLITS, cifar_stage_blocks, release_split_points,
+    release_to_split_points)
+from mmseg_infopro.models.heads.cls_aux_net import (  # noqa: E402
+    AuxClassifier1c2f)
 from mmseg_infopro.models.heads.cls_local_head import (  # noqa: E402
-    RELEASE_LOSS_WEIGHTS, AuxClassifier1c2f,
-    InfoProClsLocalHead, SupConLoss, interpolated_weights,
-    release_loss_weights)
+    InfoProClsLocalHead)
+from mmseg_infopro.models.heads.cls_loss_weights import (  # noqa: E402
+    RELEASE_LOSS_WEIGHTS, interpolated_weights, release_loss_weights)
+from mmseg_infopro.models.heads.supcon_loss import SupConLoss  # noqa: E402
 
 
 def _every_release_table():

@@ -1,4 +1,4 @@
-"""mmseg_infopro.memory.device_check (the Python stages of
+"""tools/harness/device_check.py (the Python stages of
 tools/gpu_check.sh) and its command-line face tools/gpu_check.py, on the
 CPU: JUnit counts, the cuts of a benchmark JSON, the report merge of a
 stage folder, and the CPU stand-in of the AMP stage on the demo model."""
@@ -8,12 +8,12 @@ import subprocess
 import sys
 
 import pytest
-from mmseg_infopro.memory import device_check as dc
 
 from conftest import REPO
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
 import gpu_check  # noqa: E402  (tools/gpu_check.py)
+from harness import device_check as dc  # noqa: E402
 
 MiB = 2**20
 

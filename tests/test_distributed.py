@@ -33,7 +33,9 @@ import train as train_tool  # noqa: E402  (tools/train.py)
 
 from mmseg_infopro.models.segmentors import InfoProEncoderDecoder  # noqa
 from mmseg_infopro.engine import (  # noqa: E402
-    InfoProDistributedDataParallel, init_cpu_process_group)
+    InfoProDistributedDataParallel)
+from harness.processes import (  # noqa: E402
+    HARD_EXIT_NOTE, init_cpu_process_group)
 
 
 @HOOKS.register_module(force=True)
@@ -259,9 +261,11 @@ def launch(cfg, work_dir, nproc=2, timeout=240):
 
 
 def dist_train(cfg, work_dir, nproc=2, timeout=240, out_file='probe.pt'):
-    """Run ``tools/dist_train.sh`` on ``cfg``; returns the probe record."""
+    """Run ``tools/dist_train.sh`` on ``cfg``; returns the probe record.
+    Every rank must end normally (not through the os._exit fallback)."""
     proc = launch(cfg, work_dir, nproc, timeout)
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-5000:]
+    assert HARD_EXIT_NOTE not in proc.stderr, proc.stderr[-3000:]
     return torch.load(osp.join(str(work_dir), out_file), weights_only=False)
 
 
@@ -307,9 +311,9 @@ def test_two_processes_match_one(synthetic_root, tmp_path):
 
     dist_rec = dist_train(cfg('dist', 2), tmp_path / 'dist')
     single_rec = single_train(cfg('single', 4), tmp_path / 'single')
-    # the gloo ranks end with os._exit after destroying the group
-    # (shutdown_process_group): exit code 0 above, and rank 0's log holds
-    # the final validation
+    # the gloo ranks end normally (harness.processes.shutdown_process_group
+    # joins gloo's threads: no os._exit fallback), exit code 0 above, and
+    # rank 0's log holds the final validation
     log = sorted(glob.glob(str(tmp_path / 'dist' / '2*' / '2*.log')))[-1]
     with open(log) as f:
         assert any('Iter(val)' in line and 'mIoU' in line
@@ -540,8 +544,7 @@ def test_cpu_default_model_wrapper():
     a config that sets a wrapper is left alone."""
     from mmengine.config import Config
 
-    from mmseg_infopro.engine.distributed import \
-        cpu_default_model_wrapper
+    from harness.processes import cpu_default_model_wrapper
     cfg = Config.fromfile(DEMO_K2)
     assert not cpu_default_model_wrapper(cfg)
     assert cfg.model_wrapper_cfg == dict(type='InfoProDistributedDataParallel')

@@ -11,7 +11,7 @@ import torch
 from mmengine.optim import AmpOptimWrapper, OptimWrapper
 
 from mmseg.registry import MODELS
-from mmseg_infopro.engine.hooks import InfoProMemoryHook
+from mmseg_infopro.memory import InfoProMemoryHook
 from mmseg_infopro.engine import RELIED_ON, check_optim_wrapper
 from mmseg_infopro.memory.profile import MemoryProfile
 from mmseg_infopro.memory.planning import plan_cuts
@@ -94,7 +94,7 @@ def test_planner_says_why_no_partition_was_found(monkeypatch):
     from mmengine.config import Config
 
     from conftest import DEMO_K2
-    from mmseg_infopro.memory.profile import measure_profile
+    from mmseg_infopro.memory.profile_measure import measure_profile
     profile = measure_profile(Config.fromfile(DEMO_K2), 2, (64, 128),
                               fake=True, modes=())
     with pytest.raises(ValueError, match=r'allowed range is 1\.\.8'):

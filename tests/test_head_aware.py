@@ -27,7 +27,7 @@ from mmseg_infopro.models.heads import (InfoProLocalHead, LocalTaskHead,
                                         MultiLevelTaskHead, fusion_style)
 
 from conftest import REPO
-from test_backbones import (FAMILIES, H, W, check_k2_isolation, model_cfg,
+from test_backbones import (H, W, check_k2_isolation, model_cfg,
                             stock_cfg)
 from test_invariants import build, make_batch, max_diff, sgd
 

@@ -1,4 +1,4 @@
-"""The invariants of DESIGN.md, on the demo model (ResNetV1c-18, 32 base
+"""The invariants of docs/architecture.md, on the demo model (ResNetV1c-18, 32 base
 channels) with real mmseg/mmengine code and small real tensors."""
 import copy
 import weakref

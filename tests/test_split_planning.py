@@ -16,11 +16,11 @@ from mmseg.registry import MODELS
 from mmseg_infopro.models.backbones import \
     normalize_split_points
 from mmseg_infopro.models.segmentors import synthetic_seg_batch
-from mmseg_infopro.memory.tracking import (build_model, measure_schedule,
-                                           measure_step_memory,
-                                           optimizer_kwargs,
-                                           schedule_model_cfg,
-                                           sgd_optim_wrapper)
+from mmseg_infopro.memory.building import build_model
+from mmseg_infopro.memory.schedules import (optimizer_kwargs,
+                                            schedule_model_cfg,
+                                            sgd_optim_wrapper)
+from mmseg_infopro.memory.tracking import measure_schedule, measure_step_memory
 from mmseg_infopro.memory.profile import Plan
 from mmseg_infopro.memory.planning import (lowest_peak, measure_profile,
                                            minmax_partition,
@@ -217,7 +217,7 @@ def test_memory_hook_logs_module_peaks(synthetic_root, tmp_path, one_thread):
 def test_memory_hook_estimate_formula():
     """e2e_est = start + earlier modules' activations + the last module's
     working set before the optimizer step, or the step if larger; MiB."""
-    from mmseg_infopro.engine.hooks import InfoProMemoryHook
+    from mmseg_infopro.memory import InfoProMemoryHook
     mib = 2**20
     before = {0: 100 * mib, 1: 150 * mib}
     fwd = {0: 600 * mib, 1: 700 * mib}

@@ -11,8 +11,8 @@ Each run is ``python tools/train.py CONFIG --work-dir ... --cfg-options
 rewritten after every run: run the same command again after an
 interruption and it skips the finished runs. ``--dry-run`` prints the
 commands; ``--report-only`` prints / plots what the JSON holds. The logic
-lives in ``mmseg_infopro/study/accuracy.py``; docs/accuracy.md describes
-the studies.
+lives in ``tools/harness/study.py``; docs/accuracy.md describes the
+studies.
 """
 import argparse
 import os.path as osp
@@ -25,7 +25,7 @@ except ImportError:  # running from a source checkout without install
     sys.path.insert(0, osp.dirname(osp.dirname(osp.abspath(__file__))))
     import mmseg_infopro  # noqa: F401
 
-from mmseg_infopro.study.accuracy import (  # noqa: E402
+from harness.study import (  # noqa: E402
     StudyError, fill_per_class, load_results, load_spec, markdown_table,
     per_class_table, plot_study, run_study, write_results)
 

@@ -29,10 +29,11 @@ import torch
 
 from mmseg_infopro.memory.benchmark import (BenchmarkError, parse_cuts,
                                             run_benchmark)
-from mmseg_infopro.memory.report import (NeedsMatplotlib, markdown_rows,
-                                         plot_peaks, print_hook_line,
-                                         print_table)
-from mmseg_infopro.memory.tracking import SCHEDULES, save_json
+from mmseg_infopro.memory.schedules import SCHEDULES
+
+from harness.output import save_json  # noqa: E402  (tools/harness)
+from harness.report import (NeedsMatplotlib, markdown_rows,  # noqa: E402
+                            plot_peaks, print_hook_line, print_table)
 
 
 def _cuts(text: str):

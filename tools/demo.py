@@ -23,10 +23,8 @@ if REPO not in sys.path:
     sys.path.append(REPO)  # a source checkout without `pip install`
 
 import mmseg_infopro  # noqa: E402,F401  (compat first)
-from mmseg_infopro.datasets.classification import (  # noqa: E402
-    make_synthetic_cifar10)
-from mmseg_infopro.datasets.synthetic_cityscapes import (  # noqa: E402
-    META_FILE, make_synthetic_cityscapes, read_meta)
+from harness.synthetic_data import (  # noqa: E402
+    GeneratedDataError, ensure_generated)
 
 #: per task: the default config, data root, and generated dataset
 TASKS = dict(
@@ -34,11 +32,13 @@ TASKS = dict(
         config=osp.join('configs', 'demo',
                         'deeplabv3_r18-tiny_k2_synthetic.py'),
         data_root='data/synthetic_cityscapes',
+        kind='synthetic_cityscapes',
         data=dict(num_train=48, num_val=12, height=128, width=256, seed=0)),
     classification=dict(
         config=osp.join('configs', 'demo',
                         'resnet32_k2_synthetic-cifar10.py'),
         data_root='data/synthetic_cifar10',
+        kind='synthetic_cifar10',
         data=dict(train_per_class=200, test_per_class=50, seed=0,
                   difficulty=0.5)),
 )
@@ -64,29 +64,26 @@ def parse_args(argv=None):
 
 def ensure_data(task, root):
     """Generate the task's demo dataset in ``root`` unless the same one is
-    there (``synthetic_meta.json`` records what was generated)."""
-    data = TASKS[task]['data']
-    meta = read_meta(root)
-    if meta is not None and all(meta.get(k) == v for k, v in data.items()):
+    there (:func:`harness.synthetic_data.ensure_generated`; another
+    generated dataset there is replaced)."""
+    kind, data = TASKS[task]['kind'], TASKS[task]['data']
+    if kind == 'synthetic_cityscapes':
+        message = (f'generating a synthetic Cityscapes-format dataset in '
+                   f'{root} ({data["num_train"]} train / {data["num_val"]} '
+                   f'val images, {data["height"]}x{data["width"]})')
+    else:
+        message = (f'generating a CIFAR-10-format dataset in {root} '
+                   f'({data["train_per_class"]} train / '
+                   f'{data["test_per_class"]} test images per class, 32x32, '
+                   f'difficulty {data.get("difficulty", 0)})')
+    try:
+        made = ensure_generated(root, kind, data, replace_other=True,
+                                log=lambda msg: print(f'[demo] {msg}'),
+                                message=message)
+    except GeneratedDataError as error:
+        raise SystemExit(f'[demo] {error} (--data-root)') from None
+    if not made:
         print(f'[demo] using the synthetic dataset in {root}')
-        return
-    if meta is None and osp.isdir(root) and os.listdir(root):
-        raise SystemExit(f'[demo] {root} exists but holds no generated '
-                         'dataset (no synthetic_meta.json); pass another '
-                         '--data-root or remove it')
-    if task == 'segmentation':
-        print(f'[demo] generating a synthetic Cityscapes-format dataset in '
-              f'{root} ({data["num_train"]} train / {data["num_val"]} val '
-              f'images, {data["height"]}x{data["width"]})')
-        make_synthetic_cityscapes(root, **data)
-        return
-    print(f'[demo] generating a CIFAR-10-format dataset in {root} '
-          f'({data["train_per_class"]} train / {data["test_per_class"]} '
-          'test images per class, 32x32, difficulty '
-          f'{data.get("difficulty", 0)})')
-    make_synthetic_cifar10(root, **data)
-    with open(osp.join(root, META_FILE), 'w') as f:
-        json.dump(data, f)
 
 
 def loss_summary(work_dir):

@@ -6,7 +6,7 @@
     python tools/gpu_check.py pytest-counts OUT.json JUNIT.xml
     python tools/gpu_check.py report OUT.json STAGE_DIR
 
-The command-line face of :mod:`mmseg_infopro.memory.device_check`, which
+The command-line face of ``tools/harness/device_check.py``, which
 says what each stage measures and when it passes:
 
 ``amp``   AMP (AmpOptimWrapper, dynamic loss scale, fp16 autocast) against
@@ -24,7 +24,6 @@ says what each stage measures and when it passes:
 Exit status 0 when the stage's checks passed, else 1.
 """
 import argparse
-import importlib.util
 import os.path as osp
 import sys
 
@@ -34,23 +33,23 @@ STDLIB_STAGES = ('cuts', 'pytest-counts', 'report')
 
 
 def load_device_check(stdlib_only=False):
-    """:mod:`mmseg_infopro.memory.device_check`. Where the package cannot
-    be imported (a GPU image whose mmseg wheels did not install) and only
-    ``stdlib_only`` stages run, the module file alone, so that the cuts,
-    counts and report still come out."""
+    """``harness.device_check`` (it imports only the standard library; its
+    stages import torch, mmengine and the package when they run, so the
+    cuts, counts and report come out also where the package cannot be
+    imported, e.g. a GPU image whose mmseg wheels did not install)."""
+    tools = osp.dirname(osp.abspath(__file__))
+    if tools not in sys.path:
+        sys.path.insert(0, tools)
     if REPO not in sys.path:
-        sys.path.insert(0, REPO)
-    try:
-        from mmseg_infopro.memory import device_check
-        return device_check
-    except ImportError:
-        if not stdlib_only:
-            raise
-    path = osp.join(REPO, 'mmseg_infopro', 'memory', 'device_check.py')
-    spec = importlib.util.spec_from_file_location('device_check', path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+        sys.path.insert(1, REPO)
+    from harness import device_check
+    return device_check
+
+
+def save_json(obj, path):
+    load_device_check(stdlib_only=True)  # puts tools/ on sys.path
+    from harness.output import save_json as save
+    save(obj, path)
 
 
 def parse_args(argv=None):
@@ -97,7 +96,7 @@ def main(argv=None):
             line = '\n'.join(dc.report_lines(result, args.out))
     except dc.DeviceCheckError as error:
         raise SystemExit(str(error)) from None
-    dc.write_json(result, args.out)
+    save_json(result, args.out)
     if line is not None:
         print(line)
     return 0 if result['ok'] else 1

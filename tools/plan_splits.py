@@ -36,8 +36,10 @@ import torch
 
 from mmseg_infopro.memory.plan_config import (PlanningError, parse_bytes,
                                               plan_splits)
-from mmseg_infopro.memory.report import NeedsMatplotlib, markdown_front
-from mmseg_infopro.memory.tracking import save_json
+
+from harness.output import save_json  # noqa: E402  (tools/harness)
+from harness.report import (NeedsMatplotlib, PlanPrinter,  # noqa: E402
+                            markdown_front, plot_front, require_pyplot)
 
 
 def _bytes(text: str):
@@ -112,12 +114,22 @@ def main(argv=None):
         print(f'[{time.time() - started:6.1f}s] {msg}', flush=True)
 
     try:
+        if args.plot:  # before an hour of measuring, not after
+            require_pyplot('--plot')
         result = plan_splits(
             args.config, args.num_modules, args.memory_budget, args.pareto,
             args.max_modules, args.budgets, args.batch, args.size, args.fake,
-            args.device, not args.no_verify, args.write, args.plot,
-            args.seed, command='python tools/plan_splits.py ' + ' '.join(
-                shlex.quote(a) for a in argv), log=log)
+            args.device, not args.no_verify, args.write, args.seed,
+            command='python tools/plan_splits.py ' + ' '.join(
+                shlex.quote(a) for a in argv), log=log, show=PlanPrinter())
+        if args.plot:
+            how = 'FakeTensorMode + MemTracker' if result['fake'] else \
+                result['device']
+            plot_front(result, args.plot,
+                       f'{osp.basename(result["config"])}\nbatch '
+                       f'{result["batch"]}, {result["size"][0]}x'
+                       f'{result["size"][1]}, {result["optimizer"]}, {how} '
+                       '(predicted)')
     except PlanningError as error:
         if error.result is not None and args.out:
             save_json(error.result, args.out, log)

@@ -18,9 +18,9 @@ except ImportError:  # running from a source checkout without install
 from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
-from mmseg_infopro.engine import (cpu_default_model_wrapper,
-                                  init_cpu_process_group,
-                                  shutdown_process_group)
+from harness.processes import (  # noqa: E402  (tools/harness)
+    cpu_default_model_wrapper, hard_exit, init_cpu_process_group,
+    shutdown_process_group)
 from mmseg_infopro.safe_loading import UnsafeCheckpointError
 
 
@@ -130,4 +130,7 @@ if __name__ == '__main__':
         main()
     except UnsafeCheckpointError as error:  # the message says what to do
         raise SystemExit(f'error: {error}') from None
-    shutdown_process_group(hard_exit=True)
+    if not shutdown_process_group():
+        # a gloo group still held elsewhere: its threads would abort the
+        # interpreter's exit (docs/distributed.md)
+        hard_exit()

@@ -24,9 +24,9 @@ from mmengine.logging import print_log
 from mmengine.registry import RUNNERS
 from mmengine.runner import Runner
 
-from mmseg_infopro.engine import (cpu_default_model_wrapper,
-                                  init_cpu_process_group,
-                                  shutdown_process_group)
+from harness.processes import (  # noqa: E402  (tools/harness)
+    cpu_default_model_wrapper, hard_exit, init_cpu_process_group,
+    shutdown_process_group)
 from mmseg_infopro.safe_loading import UnsafeCheckpointError
 
 
@@ -135,4 +135,7 @@ if __name__ == '__main__':
         main()
     except UnsafeCheckpointError as error:  # the message says what to do
         raise SystemExit(f'error: {error}') from None
-    shutdown_process_group(hard_exit=True)
+    if not shutdown_process_group():
+        # a gloo group still held elsewhere: its threads would abort the
+        # interpreter's exit (docs/distributed.md)
+        hard_exit()

@@ -6,17 +6,18 @@
 * :mod:`.optim_contract`: what the step needs from mmengine's optimizer
   wrapper, and how a local loss is back-propagated;
 * :mod:`.distributed`: :class:`InfoProDistributedDataParallel` (one DDP per
-  local module) and CPU (gloo) launching helpers;
-* :mod:`.hooks`: ``InfoProMemoryHook`` and ``RNGStateHook``.
+  local module);
+* :mod:`.backbone_contract` and :mod:`.task_protocol`: what the engine
+  needs from a backbone and from a task model;
+* :mod:`.lookahead`: auxiliary nets of copied later units (AugLocal, MAN);
+* :mod:`.hooks`: ``RNGStateHook``.
 
 Nothing here imports a task (segmentation, classification); hooks and the
 wrapper are registered in mmengine's root registries, so configs of any
 OpenMMLab scope find them.
 """
-from .distributed import (BufferSyncedModule, InfoProDistributedDataParallel,
-                          cpu_default_model_wrapper, init_cpu_process_group,
-                          shutdown_process_group)
-from .hooks import InfoProMemoryHook, RNGStateHook
+from .distributed import BufferSyncedModule, InfoProDistributedDataParallel
+from .hooks import RNGStateHook
 from .local_learning import (WRAPPER_HINT, LocalLearningModel,
                              find_local_learning_model)
 from .local_module import LocalModule
@@ -26,7 +27,5 @@ __all__ = [
     'LocalLearningModel', 'LocalModule', 'find_local_learning_model',
     'check_optim_wrapper', 'backward_local', 'RELIED_ON', 'WRAPPER_HINT',
     'InfoProDistributedDataParallel', 'BufferSyncedModule',
-    'cpu_default_model_wrapper', 'init_cpu_process_group',
-    'shutdown_process_group',
-    'InfoProMemoryHook', 'RNGStateHook'
+    'RNGStateHook'
 ]

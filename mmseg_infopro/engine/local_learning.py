@@ -21,7 +21,7 @@ from mmengine.logging import print_log
 from mmengine.optim import OptimWrapper
 from torch import Tensor
 
-from ..models.backbones.base import CuttableBackbone, cuttable_hint
+from .backbone_contract import CuttableBackbone, cuttable_hint
 from .local_module import LocalModule
 from .lookahead import build_lookahead
 from .optim_contract import backward_local, check_optim_wrapper
@@ -41,54 +41,9 @@ class LocalLearningModel:
     ``class InfoProEncoderDecoder(LocalLearningModel, EncoderDecoder)``, and
     call :meth:`init_local_learning` at the end of ``__init__``.
 
-    **The protocol** (what the task model provides; each item is used by
-    the training step, the distributed wrapper, the memory hook or the
-    memory tools, and by nothing else):
-
-    ``backbone``
-        a :class:`~mmseg_infopro.models.backbones.CuttableBackbone`: its
-        ``split_points`` define the K modules.
-    ``local_head_registry`` (class attribute)
-        the registry the local head configs are built from.
-    ``local_head_defaults() -> dict``
-        config values every local head gets unless its config sets them
-        (e.g. ``num_classes``).
-    ``local_targets(inputs, data_samples, heads) -> targets``
-        what the local heads ``heads`` need besides the features, from the
-        preprocessed batch (any object; the step passes it on untouched).
-    ``local_loss(head, feat, targets, inputs, levels) -> dict``
-        the loss dict of one local head on its module's output ``feat``
-        (NCHW); ``inputs`` is the module's detached input; ``levels`` the
-        module's *levels* (:meth:`module_levels`) for a head that reads them
-        (``reads_levels``), else None.
-    ``final_heads() -> list[nn.Module]``
-        the heads the final loss trains (they join the last module).
-    ``final_losses(feats, data_samples) -> dict``
-        the task losses on the backbone's outputs (what the stock model's
-        ``loss`` computes after its backbone).
-    ``used_out_indices() -> set | None``
-        the backbone stages (``out_indices`` values) the final heads read;
-        None: all. Outputs of earlier modules are kept (detached) only for
-        these.
-    ``stage_channels() -> dict``
-        ``{stage (out_indices value): channels}`` of the stage outputs the
-        final heads read, from their configs (a local head that reads its
-        module's levels is built with these widths).
-    ``example_batch(batch, size, seed) -> dict``
-        a fabricated dataloader batch of ``batch`` images of ``size``
-        ``(H, W)`` (fake tensors under FakeTensorMode), for the memory
-        tools.
-    ``default_input_size`` (class attribute)
-        ``(H, W)`` the memory tools use when the config names no size.
-
-    plus mmengine's ``data_preprocessor`` and ``parse_losses``.
-
-    A local head is an ``nn.Module`` built from ``local_head_registry``;
-    it may set ``needs_image`` (the targets must carry the reconstruction
-    image), ``needs_inputs`` (its cost depends on its module's input,
-    e.g. it reconstructs the input features) and ``reads_levels`` (it
-    reads its module's levels). A module whose stages the final heads read
-    builds its head with ``level_channels`` (the levels' widths).
+    The task model implements :class:`~mmseg_infopro.engine.task_protocol.
+    LocalLearningTask` (the protocol: local head defaults, targets and loss,
+    final heads and losses, the stages they read, an example batch).
 
     **What the mixin provides**: :attr:`num_modules`,
     :meth:`local_modules`, :meth:`forward_local_module`,
@@ -235,6 +190,15 @@ class LocalLearningModel:
     def stage_channels(self) -> Dict[int, int]:
         """Protocol default: no final head reads an early stage."""
         return {}
+
+    @staticmethod
+    def local_loss(head: nn.Module, feat: Tensor, targets,
+                   inputs: Optional[Tensor], levels=None) -> dict:
+        """Protocol default: ``head.loss(feat, *targets, inputs=inputs)``
+        (and ``levels=`` for a head that reads them)."""
+        if levels is None:
+            return head.loss(feat, *targets, inputs=inputs)
+        return head.loss(feat, *targets, inputs=inputs, levels=levels)
 
     def default_lookahead(self, cfg: dict, has_levels: bool
                           ) -> Optional[dict]:

@@ -35,7 +35,6 @@ estimate set against the measured E2E peak.
 Pretrained weights are not loaded and SyncBN becomes BN; neither changes
 memory or time.
 """
-import contextlib
 import platform
 import time
 from typing import Callable, List, Optional, Sequence, Tuple, Union
@@ -43,14 +42,13 @@ from typing import Callable, List, Optional, Sequence, Tuple, Union
 import torch
 from mmengine.config import Config
 
-from ..engine.hooks import InfoProMemoryHook
+from .hook import InfoProMemoryHook
 from .planning import plan_cuts
-from .profile import measure_profile
-from .report import fmt_cuts
-from .tracking import (MiB, SCHEDULE_TITLES, SCHEDULES, config_checkpoint,
-                       config_cuts, count_step_flops, fake_mode,
-                       measure_step_memory, prepare_step, step_shape,
-                       time_steps)
+from .profile_measure import measure_profile
+from .describe import fmt_cuts
+from .schedules import (config_checkpoint, config_cuts, SCHEDULE_TITLES,
+                        SCHEDULES, step_shape)
+from .tracking import MiB, measure_schedule, time_steps
 
 
 class BenchmarkError(ValueError):
@@ -115,20 +113,17 @@ def _measure_schedule(cfg, schedule, cuts, checkpoint, batch, size, device,
     if schedule == 'infopro' and any(checkpoint.values()):
         build_as, sched_ckpt = 'plan', checkpoint
     log(f'{schedule}: building (cuts {fmt_cuts(sched_cuts)}' +
-        (f', checkpointing {sched_ckpt}' if sched_ckpt else '') + ')')
-    with fake_mode() if fake else contextlib.nullcontext():
-        baseline = torch.cuda.memory_allocated() if device == 'cuda' else 0
-        model, optim, data = prepare_step(cfg, build_as, sched_cuts, size,
-                                          batch, device, seed,
-                                          checkpoint=sched_ckpt)
-        log(f'{schedule}: warm-up step + measured step')
-        mem = measure_step_memory(model, optim, data, device=device,
-                                  baseline=baseline)
-        step_flops = count_step_flops(model, optim, data) if flops else None
-        hook_mib = None
-        if schedule == 'infopro' and hook:
-            log(f'{schedule}: one more step with InfoProMemoryHook')
-            hook_mib = InfoProMemoryHook.measure_step(model, optim, data)
+        (f', checkpointing {sched_ckpt}' if sched_ckpt else '') +
+        '), warm-up step + measured step')
+    def with_hook(model, optim, data):
+        log(f'{schedule}: one more step with InfoProMemoryHook')
+        return InfoProMemoryHook.measure_step(model, optim, data)
+
+    mem = measure_schedule(cfg, build_as, sched_cuts, size, batch, device,
+                           fake, seed, checkpoint=sched_ckpt, flops=flops,
+                           then=with_hook if schedule == 'infopro' and hook
+                           else None, keep=keep)
+    step_flops, hook_mib = mem.get('flops'), mem.get('then')
     log(f'{schedule}: peak {mem["peak"] / MiB:.1f} MiB')
     row = dict(
         title=SCHEDULE_TITLES[schedule] + (
@@ -145,9 +140,8 @@ def _measure_schedule(cfg, schedule, cuts, checkpoint, batch, size, device,
         flops_ratio=None, ratio=None, time_s=None, times_s=None,
         time_ratio=None, time_ratios=None, cpu_time_s=None,
         cpu_times_s=None, cpu_time_ratio=None, cpu_time_ratios=None)
-    step = (model, optim, data) if keep else None
-    del model, optim, data
-    if device == 'cuda':
+    step = mem.pop('step', None)
+    if device == 'cuda' and step is None:
         torch.cuda.empty_cache()
     return row, step
 

@@ -37,11 +37,11 @@ from typing import Callable, Optional, Sequence, Union
 from mmengine.config import Config
 
 from .planning import pareto_front, plan_cuts, plan_for_budget
-from .profile import Plan, measure_profile
-from .report import describe, plot_front, print_front, print_plan, \
-    print_verified
-from .tracking import (MiB, check_cuttable, local_head_template,
-                       measure_schedule, step_shape)
+from .profile import Plan
+from .profile_measure import measure_profile
+from .describe import describe
+from .schedules import check_cuttable, local_head_template, step_shape
+from .tracking import measure_schedule, MiB
 
 UNITS = dict(b=1, kb=1e3, mb=1e6, gb=1e9, tb=1e12, kib=2**10, mib=2**20,
              gib=2**30, tib=2**40)
@@ -165,7 +165,7 @@ def _infeasible(found: dict, budget: float, max_modules: int,
 def _verify(cfg, plan: Plan, pred: dict, e2e_pred: dict, e2e, size, batch,
             device, fake, seed) -> tuple:
     """``(measured, e2e, attempt)``: the plan's measured step (and the E2E
-    step's unless given), the attempt's JSON; printed."""
+    step's unless given), the attempt's JSON."""
     measured = measure_schedule(cfg, 'plan', plan.cuts, size, batch, device,
                                 fake, seed, checkpoint=plan.checkpoint(),
                                 flops=True)
@@ -179,7 +179,6 @@ def _verify(cfg, plan: Plan, pred: dict, e2e_pred: dict, e2e, size, batch,
         measured_ratio=measured['peak'] / e2e['peak'],
         measured_flops_ratio=measured['flops'] / e2e['flops'],
         prediction_error=pred['peak'] / measured['peak'] - 1)
-    print_verified(measured, e2e, pred, e2e_pred, verified)
     return measured, e2e, dict(plan_json(plan, pred, e2e_pred), **verified)
 
 
@@ -200,16 +199,23 @@ def plan_splits(config: Union[str, Config], num_modules: Optional[int] = None,
                 batch: Optional[int] = None,
                 size: Optional[Sequence[int]] = None, fake: bool = False,
                 device: str = 'cpu', verify: bool = True,
-                write: Optional[str] = None, plot: Optional[str] = None,
-                seed: int = 0, command: Optional[str] = None,
-                log: Optional[Callable[[str], None]] = None) -> dict:
+                write: Optional[str] = None, seed: int = 0,
+                command: Optional[str] = None,
+                log: Optional[Callable[[str], None]] = None,
+                show: Optional[object] = None) -> dict:
     """Plan ``config`` (a path or a Config) in one of three modes (give
     exactly one of ``num_modules``, ``memory_budget``: bytes or ``('x',
-    fraction of the predicted E2E peak)``, or ``pareto``); prints the plan
-    (and its verification) and returns the dict ``tools/plan_splits.py
-    --out`` writes. Raises :class:`PlanningError` when nothing fits the
-    budget (its ``result`` is the dict to save) or when no plan was
-    measured within it."""
+    fraction of the predicted E2E peak)``, or ``pareto``) and return the
+    dict ``tools/plan_splits.py --out`` writes (for ``pareto``: with the
+    front, :func:`~mmseg_infopro.memory.planning.pareto_front`). Raises
+    :class:`PlanningError` when nothing fits the budget (its ``result`` is
+    the dict to save) or when no plan was measured within it.
+
+    ``show`` (optional) is told what happens, as it happens:
+    ``show.plan(plan, prediction, e2e_prediction, runner_ups,
+    num_modules)``, ``show.verified(measured, e2e, prediction,
+    e2e_prediction, verified)`` and ``show.front(front, e2e_prediction)``;
+    ``log`` gets progress lines."""
     if sum((num_modules is not None, memory_budget is not None,
             bool(pareto))) != 1:
         raise ValueError('give exactly one of num_modules, memory_budget '
@@ -239,13 +245,8 @@ def plan_splits(config: Union[str, Config], num_modules: Optional[int] = None,
             f'{budgets} budgets')
         front = pareto_front(profile, max_modules, budgets)
         result.update(front)
-        print_front(front, e2e_pred)
-        if plot:
-            how = 'FakeTensorMode + MemTracker' if fake else device
-            plot_front(front, plot,
-                       f'{osp.basename(config)}\nbatch {batch}, '
-                       f'{size[0]}x{size[1]}, {profile.optimizer}, {how} '
-                       '(predicted)')
+        if show:
+            show.front(front, e2e_pred)
         return result
 
     budget = memory_budget
@@ -265,20 +266,23 @@ def plan_splits(config: Union[str, Config], num_modules: Optional[int] = None,
                                   result)
             plan, pred = found['plan'], found['prediction']
             candidates = found['candidates'][1:]
-        print_plan(plan, pred, e2e_pred, candidates,
-                   None if budget else num_modules)
+        if show:
+            show.plan(plan, pred, e2e_pred, candidates,
+                      None if budget else num_modules)
         if not verify:
             break
         log('verifying: measuring the plan and the E2E step')
         measured, e2e, attempt = _verify(cfg, plan, pred, e2e_pred, e2e,
                                          size, batch, device, fake, seed)
+        if show:
+            show.verified(measured, e2e, pred, e2e_pred, attempt)
         attempts.append(attempt)
         if not budget or measured['peak'] <= budget:
             break
         target -= measured['peak'] - budget + 0.001 * budget
-        print(f'measured peak exceeds the budget by '
-              f'{(measured["peak"] - budget) / MiB:.1f} MiB: planning again '
-              f'for {target / MiB:.1f} MiB')
+        log(f'measured peak exceeds the budget by '
+            f'{(measured["peak"] - budget) / MiB:.1f} MiB: planning again '
+            f'for {target / MiB:.1f} MiB')
     else:
         if budget and verify:
             raise PlanningError(

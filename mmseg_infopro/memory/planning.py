@@ -24,7 +24,8 @@ import itertools
 from typing import Callable, Dict, Iterable, List, Optional, Tuple
 
 from .profile import (MODES, HeadCost, MemoryProfile, ModeCost, Plan,
-                      UnitCost, measure_profile)
+                      UnitCost)
+from .profile_measure import measure_profile
 
 __all__ = [
     'minmax_partition', 'minsum_partition', 'plan_cuts', 'plan_for_budget',

@@ -1,7 +1,8 @@
 """The data sample of image classification.
 
 mmpretrain has ``DataSample``, but mmpretrain imports torchvision, which
-cannot be installed here (see DESIGN.md); this is the small part of it the
+cannot be installed beside a CPU build of torch (docs/classification.md);
+this is the small part of it the
 classification pipeline, model and metric need.
 """
 from numbers import Integral

@@ -1,17 +1,16 @@
 """The ResNet family, cut-able: ResNet, ResNetV1c, ResNetV1d, ResNeXt,
 ResNeSt (one implementation of the contract for all of them)."""
-from typing import List, Optional, Tuple
+from typing import List
 
 import torch.nn as nn
-from torch import Tensor
 
 from mmseg.models.backbones import (ResNeSt, ResNet, ResNetV1c, ResNetV1d,
                                     ResNeXt)
 from mmseg.registry import MODELS
-from .base import CuttableBackbone, Unit
+from .base import CuttableBackbone, ResLayerUnits, Unit
 
 
-class CuttableResNetMixin(CuttableBackbone):
+class CuttableResNetMixin(ResLayerUnits, CuttableBackbone):
     """The contract for any subclass of mmseg's ``ResNet``.
 
     Units: ``'stem'`` (``stem`` or ``conv1``/``norm1``/``relu``, then the
@@ -23,32 +22,10 @@ class CuttableResNetMixin(CuttableBackbone):
     def _stage_depths(self):
         return self.stage_blocks[:self.num_stages]
 
-    def _has_stem(self) -> bool:
-        return True
-
     def stem_modules(self) -> List[nn.Module]:
         if self.deep_stem:
             return [self.stem, self.maxpool]
         return [self.conv1, self.norm1, self.relu, self.maxpool]
-
-    def get_block(self, layer: int, block: int) -> nn.Module:
-        return getattr(self, self.res_layers[layer - 1])[block]
-
-    def _unit_parts(self, unit: Unit):
-        if unit == 'stem':
-            return self.stem_modules()
-        return [self.get_block(*unit)]
-
-    def _run_unit(self, unit: Unit, x: Tensor
-                  ) -> Tuple[Tensor, Optional[Tensor]]:
-        if unit == 'stem':
-            for m in self.stem_modules():
-                x = m(x)
-            return x, None
-        layer, block = unit
-        x = self.get_block(layer, block)(x)
-        ends = block == self.stage_blocks[layer - 1] - 1
-        return x, x if ends and layer - 1 in self.out_indices else None
 
     def _unit_out_channels(self, unit: Unit) -> int:
         if unit == 'stem':

@@ -24,8 +24,8 @@ class InfoProSwinTransformer(CuttableBackbone, SwinTransformer):
     (:meth:`output_parts`): the raw pre-merge map travels (detached when it
     comes from an earlier module) and :meth:`format_outputs` normalises it
     where the final loss can train the norm. Placed in the module that
-    computed the stage, it would get no gradient at all (DESIGN.md,
-    invariant 7).
+    computed the stage, it would get no gradient at all (invariant 7 of
+    docs/architecture.md).
 
     Args:
         split_points, checkpoint_blocks: see :class:`CuttableBackbone`,

@@ -2,7 +2,8 @@
 end-to-end model that :class:`InfoProImageClassifier` trains locally.
 
 mmpretrain has one, but it imports torchvision, which cannot be installed
-beside a CPU build of torch from the registry (DESIGN.md); this is the
+beside a CPU build of torch from the registry (docs/classification.md);
+this is the
 small part of it the InfoPro release needs.
 """
 from typing import List, Optional, Sequence

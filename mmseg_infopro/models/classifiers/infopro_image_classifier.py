@@ -10,7 +10,7 @@ from torch import Tensor
 
 from mmseg.registry import MODELS
 from ...engine.local_learning import LocalLearningModel
-from ..heads.cls_local_head import interpolated_weights
+from ..heads.cls_loss_weights import interpolated_weights
 from ..heads.recons_decoder import reconstruction_target
 from .image_classifier import ImageClassifier, gt_labels
 
@@ -110,11 +110,6 @@ class InfoProImageClassifier(LocalLearningModel, ImageClassifier):
             inputs, data_samples, self.data_preprocessor,
             with_image=any(getattr(h, 'needs_image', False) for h in heads))
         return gt_labels(data_samples).to(inputs.device), image, mask
-
-    @staticmethod
-    def local_loss(head: nn.Module, feat: Tensor, targets,
-                   inputs: Optional[Tensor], levels=None) -> dict:
-        return head.loss(feat, *targets, inputs=inputs)
 
     def example_batch(self, batch: int, size: Tuple[int, int],
                       seed: int = 0) -> dict:

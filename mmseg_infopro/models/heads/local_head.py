@@ -9,6 +9,7 @@ from torch import Tensor
 from mmseg.registry import MODELS
 from .feature_recons_decoder import FeatureReconstructionDecoder
 from .local_task_head import LocalTaskHead
+from .loss_weight import check_loss_weight
 from .multi_level_task_head import MultiLevelTaskHead
 from .recons_decoder import ReconstructionDecoder
 
@@ -17,13 +18,6 @@ RECONS_DECODERS = dict(image=ReconstructionDecoder,
                        features=FeatureReconstructionDecoder)
 _DEFAULTS = MappingProxyType({})  # the sub-head's own defaults
 
-
-def _check_weight(name, value):
-    if isinstance(value, bool) or not isinstance(value, (int, float)) \
-            or value < 0:
-        raise ValueError(f'InfoProLocalHead: {name} must be a number >= 0, '
-                         f'got {value!r}')
-    return float(value)
 
 
 @MODELS.register_module()
@@ -131,10 +125,10 @@ class InfoProLocalHead(BaseModule):
         norm_cfg = dict(norm_cfg or dict(type='BN', requires_grad=True))
         self.in_channels = in_channels
         self.recons_target = recons_target
-        self.loss_recons_weight = _check_weight('loss_recons_weight',
-                                                loss_recons_weight)
-        self.loss_task_weight = _check_weight('loss_task_weight',
-                                              loss_task_weight)
+        self.loss_recons_weight = check_loss_weight(
+            'InfoProLocalHead', 'loss_recons_weight', loss_recons_weight)
+        self.loss_task_weight = check_loss_weight(
+            'InfoProLocalHead', 'loss_task_weight', loss_task_weight)
         levels = list(level_channels or [])
         if levels and levels[-1] != in_channels:
             raise ValueError(

@@ -171,16 +171,6 @@ class InfoProEncoderDecoder(LocalLearningModel, EncoderDecoder):
             with_image=any(head.needs_image for head in heads))
         return gt, image, mask
 
-    @staticmethod
-    def local_loss(head: nn.Module, feat: Tensor, targets,
-                   inputs: Optional[Tensor], levels=None) -> dict:
-        """``head.loss`` on module output ``feat`` with the
-        :meth:`local_targets` ``(gt, image, mask)`` (and the module's
-        levels, for a head that reads them)."""
-        if levels is None:
-            return head.loss(feat, *targets, inputs=inputs)
-        return head.loss(feat, *targets, inputs=inputs, levels=levels)
-
     def example_batch(self, batch: int, size: Tuple[int, int],
                       seed: int = 0) -> dict:
         """:func:`synthetic_seg_batch` with this model's classes and

@@ -7,8 +7,8 @@ from mmengine.logging import MessageHub
 
 from mmengine.registry import HOOKS
 
-from ...memory.tracking import MiB, PeakTracker
-from ..local_learning import find_local_learning_model
+from ..engine.local_learning import find_local_learning_model
+from .tracking import MemoryReader, MiB, PeakTracker
 
 
 @HOOKS.register_module()
@@ -50,8 +50,8 @@ class InfoProMemoryHook(Hook):
     (its activations, the decode/auxiliary heads, backward); or the
     optimizer step (all gradients; the same end to end) if larger. The
     first term is close when the end-to-end peak is reached at the final
-    heads' loss, as is usual for segmentation at training sizes (within
-    1% for DeepLabV3-R101 at 512x1024, docs/benchmarks.md); it leaves out
+    heads' loss, as is usual for segmentation at training sizes (how close
+    is measured in docs/benchmarks.md); it leaves out
     the earlier modules' backward temporaries (end to end they overlap
     with the last module's freed activations) and counts the earlier
     modules' parameter gradients, which end to end do not exist yet at
@@ -99,6 +99,7 @@ class InfoProMemoryHook(Hook):
         self._active = False
         self._cuda = False
         self._tracker: Optional[PeakTracker] = None
+        self._reader: Optional[MemoryReader] = None
         self._before: Dict[int, int] = {}
         self._fwd: Dict[int, int] = {}
         self._peaks: Dict[int, int] = {}
@@ -119,29 +120,13 @@ class InfoProMemoryHook(Hook):
         if self._model is not None and self in self._model.module_callbacks:
             self._model.module_callbacks.remove(self)
 
-    # ----------------------------------------------------------- reading
-    def _current(self) -> int:
-        if self._cuda:
-            return torch.cuda.memory_allocated()
-        return self._tracker.current_total()
-
-    def _start_window(self) -> None:
-        if self._cuda:
-            torch.cuda.reset_peak_memory_stats()
-        else:
-            self._tracker.start_window()
-
-    def _window_peak(self) -> int:
-        if self._cuda:
-            return torch.cuda.max_memory_allocated()
-        return self._tracker.window_peak()
-
     def _start(self, optimizer) -> None:
         """For a measured iteration only: the optimizer step pre-hook and,
         on the CPU, the tracker (other iterations run with neither)."""
         if isinstance(optimizer, torch.optim.Optimizer):
             self._handles.append(
                 optimizer.register_step_pre_hook(self._before_step))
+        tracker = None
         if not self._cuda:
             tracker = PeakTracker()
             tracker.track_external(self._model)
@@ -149,6 +134,7 @@ class InfoProMemoryHook(Hook):
                 tracker.track_external(optimizer)
             tracker.__enter__()
             self._tracker = tracker
+        self._reader = MemoryReader(tracker)
 
     def _stop(self) -> None:
         for handle in self._handles:
@@ -178,22 +164,22 @@ class InfoProMemoryHook(Hook):
     def before_module(self, k: int) -> None:
         if self._active:
             self._module = k
-            self._before[k] = self._current()
-            self._start_window()
+            self._before[k] = self._reader.current()
+            self._reader.start_window()
 
     def _before_step(self, optimizer, args, kwargs) -> None:
         k = self._module
         if self._active and k is not None:
-            self._pre_step[k] = self._window_peak()
-            self._start_window()
+            self._pre_step[k] = self._reader.window_peak()
+            self._reader.start_window()
 
     def after_forward(self, k: int) -> None:
         if self._active and k in self._before:
-            self._fwd[k] = self._current()
+            self._fwd[k] = self._reader.current()
 
     def after_module(self, k: int) -> None:
         if self._active:
-            peak = self._window_peak()
+            peak = self._reader.window_peak()
             if k in self._pre_step:
                 self._step[k] = peak
                 peak = max(peak, self._pre_step[k])

@@ -1,4 +1,5 @@
-"""Tables, markdown rows and plots of the memory tools' results.
+"""Tables, markdown rows and plots of the memory tools' results (the
+harness's printing side of :mod:`mmseg_infopro.memory`).
 
 What ``tools/benchmark.py`` and ``tools/plan_splits.py`` print and draw,
 from the result dicts (or their JSON files) of
@@ -8,7 +9,7 @@ from the result dicts (or their JSON files) of
 * benchmark: :func:`print_table`, :func:`print_hook_line`,
   :func:`markdown_rows` (docs/benchmarks.md's tables), :func:`plot_peaks`
   (peak memory against K);
-* planning: :func:`describe` (one plan in a line), :func:`print_plan`,
+* planning: :func:`print_plan`,
   :func:`print_verified`, :func:`print_front`, :func:`markdown_front`,
   :func:`plot_front` (peak against FLOPs).
 
@@ -20,21 +21,20 @@ import json
 import os.path as osp
 import sys
 
-from .profile import Plan
-from .tracking import MiB
+from mmseg_infopro.memory.describe import describe, fmt_cuts
+from mmseg_infopro.memory.profile import Plan
+from mmseg_infopro.memory.tracking import MiB
 
-
-def fmt_cuts(cuts) -> str:
-    """``[(3, 13), (4, 0)]`` -> ``'3,13;4,0'`` (``'-'`` for none)."""
-    return ';'.join(f'{a},{b}' for a, b in cuts) if cuts else '-'
-
-
-def _num(value, fmt):
-    return '-' if value is None else format(value, fmt)
+from .output import fmt
 
 
 class NeedsMatplotlib(ImportError):
     """A plot was asked for where matplotlib is not installed."""
+
+
+def require_pyplot(what: str) -> None:
+    """Raise :class:`NeedsMatplotlib` now if ``what`` will need it."""
+    _pyplot(what)
 
 
 def _pyplot(what: str):
@@ -70,12 +70,12 @@ def print_table(result, out=sys.stdout):
     for r in runs:
         rows.append((
             r['title'], str(r['num_modules']), fmt_cuts(r['cuts']),
-            f'{r["peak_mib"]:.1f}', _num(r['ratio'], '.3f'),
-            _num(r['time_s'], '.3f'), _num(r['time_ratio'], '.3f')) + ((
-                _num(r.get('cpu_time_s'), '.3f'),
-                _num(r.get('cpu_time_ratio'), '.3f')) if with_cpu else ()) +
-            ((_num(r.get('gflops'), '.1f'),
-              _num(r.get('flops_ratio'), '.3f')) if with_flops else ()))
+            f'{r["peak_mib"]:.1f}', fmt(r['ratio'], '.3f'),
+            fmt(r['time_s'], '.3f'), fmt(r['time_ratio'], '.3f')) + ((
+                fmt(r.get('cpu_time_s'), '.3f'),
+                fmt(r.get('cpu_time_ratio'), '.3f')) if with_cpu else ()) +
+            ((fmt(r.get('gflops'), '.1f'),
+              fmt(r.get('flops_ratio'), '.3f')) if with_flops else ()))
     widths = [max(len(row[i]) for row in rows) for i in range(len(rows[0]))]
     for i, row in enumerate(rows):
         print('  '.join(c.ljust(w) if j < 3 else c.rjust(w)
@@ -140,10 +140,10 @@ def markdown_rows(paths, out=sys.stdout):
                 title += ' (planned)' if result.get('planner') else \
                     ' (config)'
             print(f'| {title} | {fmt_cuts(r["cuts"])} | '
-                  f'{r["peak_mib"]:.1f} | {_num(r["ratio"], ".3f")} | '
-                  f'{_num(r["time_s"], ".2f")} | '
-                  f'{_num(r["time_ratio"], ".3f")} | '
-                  f'{_num(r.get("flops_ratio"), ".3f")} | '
+                  f'{r["peak_mib"]:.1f} | {fmt(r["ratio"], ".3f")} | '
+                  f'{fmt(r["time_s"], ".2f")} | '
+                  f'{fmt(r["time_ratio"], ".3f")} | '
+                  f'{fmt(r.get("flops_ratio"), ".3f")} | '
                   f'`{result["command"]}` |', file=out)
 
 
@@ -213,22 +213,6 @@ def plot_peaks(paths, out):
 
 
 # --------------------------------------------------------------- planning
-def _fmt_units(units) -> str:
-    return ', '.join('stem' if u == 'stem' else f'{u[0]},{u[1]}'
-                     for u in units) or '-'
-
-
-def describe(plan: Plan, pred: dict, e2e: dict) -> str:
-    """One plan in a line: K, cuts, checkpointed units, its predicted
-    peak and FLOPs against the predicted E2E step ``e2e``."""
-    ckpt = plan.checkpoint()
-    return (f'K={plan.num_modules} cuts [{_fmt_units(plan.cuts)}] '
-            f'full [{_fmt_units(ckpt["full"])}] selective '
-            f'[{_fmt_units(ckpt["selective"])}]: peak '
-            f'{pred["peak"] / MiB:.1f} MiB ({pred["peak"] / e2e["peak"]:.3f}x'
-            f' E2E), FLOPs {pred["flops"] / e2e["flops"]:.3f}x E2E')
-
-
 def print_plan(plan: Plan, pred: dict, e2e: dict, candidates=(),
                num_modules=None, out=sys.stdout) -> None:
     """The chosen plan (``planned cuts for K=...`` with ``num_modules``,
@@ -326,3 +310,22 @@ def markdown_front(path, out=sys.stdout) -> None:
               f'{len(plan["checkpoint_blocks"])} / '
               f'{len(plan["selective_checkpoint_blocks"])} |', file=out)
     print(f'\n`{result["command"]}`', file=out)
+
+
+class PlanPrinter:
+    """What :func:`mmseg_infopro.memory.plan_config.plan_splits` shows as
+    it plans (its ``show``): the plan, its verification, the front."""
+
+    def __init__(self, out=None):
+        self.out = out
+
+    def plan(self, plan, pred, e2e, candidates=(), num_modules=None):
+        print_plan(plan, pred, e2e, candidates, num_modules,
+                   out=self.out or sys.stdout)
+
+    def verified(self, measured, e2e, pred, e2e_pred, verified):
+        print_verified(measured, e2e, pred, e2e_pred, verified,
+                       out=self.out or sys.stdout)
+
+    def front(self, front, e2e):
+        print_front(front, e2e, out=self.out or sys.stdout)

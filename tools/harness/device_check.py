@@ -22,7 +22,7 @@ docs/gpu_check.md), which ``tools/gpu_check.py`` runs and prints:
   figures, and its short summary.
 
 Every check returns a JSON-able dict with ``checks`` (name -> bool, where
-it has them) and ``ok``; the callers write it (:func:`write_json`). At
+it has them) and ``ok``; the callers write it (:func:`harness.output.save_json`). At
 import this module needs the standard library only (torch, mmengine and
 mmseg are imported by :func:`amp_check` and :func:`hook_check`), so that
 the cuts, counts and report still work where the packages are missing.
@@ -38,6 +38,8 @@ import sys
 import time
 import xml.etree.ElementTree as ET
 from typing import List, Optional, Tuple
+
+from .output import fmt, read_json
 
 #: the repository (configs and tools/ of a source checkout)
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
@@ -58,27 +60,6 @@ COUNT_KEYS = ('tests', 'passed', 'failed', 'errors', 'skipped')
 
 class DeviceCheckError(RuntimeError):
     """A check cannot run (e.g. no CUDA device) or its input is unusable."""
-
-
-def write_json(obj, path: str) -> None:
-    """Write ``obj`` as indented JSON (non-JSON values as ``str``)."""
-    os.makedirs(osp.dirname(osp.abspath(path)), exist_ok=True)
-    with open(path, 'w') as f:
-        json.dump(obj, f, indent=1, default=str)
-
-
-def read_json(path: str):
-    """The JSON in ``path``, or None when it is missing or not JSON."""
-    try:
-        with open(path) as f:
-            return json.load(f)
-    except (OSError, ValueError):
-        return None
-
-
-def fmt(value, spec: str) -> str:
-    """``format(value, spec)``, ``'-'`` for None."""
-    return '-' if value is None else format(value, spec)
 
 
 def _verdict(result: dict) -> str:
@@ -122,23 +103,6 @@ def blocky_seg_batch(n: int, size: Tuple[int, int], num_classes: int,
     return dict(inputs=inputs, data_samples=samples)
 
 
-def cpu_amp_optim_wrapper(optimizer):
-    """mmengine's AmpOptimWrapper without its GPU assertion: a CPU
-    GradScaler and bf16 autocast (the CPU stand-in of ``cpu=True``)."""
-    import torch
-    from mmengine.optim import AmpOptimWrapper, OptimWrapper
-
-    class CPUAmpOptimWrapper(AmpOptimWrapper):
-
-        def __init__(self, optimizer):
-            OptimWrapper.__init__(self, optimizer=optimizer)
-            self._scale_update_param = None
-            self.cast_dtype = torch.bfloat16
-            self.loss_scaler = torch.amp.GradScaler('cpu')
-
-    return CPUAmpOptimWrapper(optimizer)
-
-
 def _sgd(model):
     import torch
     return torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9,
@@ -160,7 +124,8 @@ def amp_check(cpu: bool = False) -> dict:
     from mmengine.optim import AmpOptimWrapper, OptimWrapper
     from mmengine.registry import init_default_scope
 
-    from .tracking import MiB, build_model
+    from mmseg_infopro.memory.building import build_model
+    from mmseg_infopro.memory.tracking import MiB
     _require_cuda('amp', cpu)
     init_default_scope('mmseg')
     device = 'cpu' if cpu else 'cuda'
@@ -178,6 +143,7 @@ def amp_check(cpu: bool = False) -> dict:
 
     fp32_wrapper = OptimWrapper(_sgd(fp32_model))
     if cpu:
+        from mmseg_infopro.compat import cpu_amp_optim_wrapper
         amp_wrapper = cpu_amp_optim_wrapper(_sgd(amp_model))
     else:  # what tools/train.py --amp builds
         amp_wrapper = AmpOptimWrapper(optimizer=_sgd(amp_model),

@@ -54,6 +54,10 @@ from typing import Callable, Dict, List, Mapping, Optional, Sequence
 
 from mmengine.config import Config, DictAction
 
+from mmseg_infopro.engine.backbone_contract import is_int
+
+from .synthetic_data import GeneratedDataError, ensure_generated
+
 #: the repository holding ``tools/train.py`` (a source checkout)
 REPO = osp.dirname(osp.dirname(osp.dirname(osp.abspath(__file__))))
 TRAIN_SCRIPT = osp.join(REPO, 'tools', 'train.py')
@@ -70,7 +74,6 @@ DATA_KINDS = {
     dict(train_per_class=100, test_per_class=20, seed=0, difficulty=0.0,
          noise=20.0),
 }
-DATA_META = 'synthetic_meta.json'
 _NAME = re.compile(r'^[A-Za-z0-9_.+-]+$')
 
 
@@ -108,10 +111,6 @@ class StudySpec:
 
 
 # ------------------------------------------------------------------ spec
-
-
-def _is_int(value) -> bool:
-    return isinstance(value, int) and not isinstance(value, bool)
 
 
 def _plain(value):
@@ -157,12 +156,12 @@ def spec_from_dict(study: Mapping, path: Optional[str] = None) -> StudySpec:
                          "validation logs ('mIoU', 'accuracy/top1'), got "
                          f"{study['metric']!r}")
     iters = study['iters']
-    if not _is_int(iters) or iters < 1:
+    if not is_int(iters) or iters < 1:
         raise StudyError(f'{where}: study.iters must be an int >= 1, got '
                          f'{iters!r}')
     seeds = study['seeds']
     if not isinstance(seeds, (list, tuple)) or not seeds or not all(
-            _is_int(s) for s in seeds) or len(set(seeds)) != len(seeds):
+            is_int(s) for s in seeds) or len(set(seeds)) != len(seeds):
         raise StudyError(f'{where}: study.seeds must be a non-empty list of '
                          f'distinct ints, got {seeds!r}')
     data = check_data(study['data'], where)
@@ -202,7 +201,7 @@ def spec_from_dict(study: Mapping, path: Optional[str] = None) -> StudySpec:
         raise StudyError(f'{where}: study.baseline={baseline!r} is not a '
                          f'variant; variants: {list(checked)}')
     threads = study.get('threads')
-    if threads is not None and (not _is_int(threads) or threads < 1):
+    if threads is not None and (not is_int(threads) or threads < 1):
         raise StudyError(f'{where}: study.threads must be an int >= 1 or '
                          f'None, got {threads!r}')
     return StudySpec(name=name, metric=study['metric'], iters=iters,
@@ -242,43 +241,15 @@ def _data_params(data: dict) -> dict:
 
 def ensure_data(data: dict, log: Callable = print) -> str:
     """Generate the study's dataset in ``data['root']`` unless the same one
-    is there (``synthetic_meta.json``). Returns the root. A root holding
-    something else is never written into."""
+    is there (:func:`~harness.synthetic_data.ensure_generated`). Returns
+    the root. A root holding something else is never written into."""
     data = check_data(data)
-    root, kind, params = data['root'], data['kind'], _data_params(data)
-    meta_path = osp.join(root, DATA_META)
-    meta = None
-    if osp.isfile(meta_path):
-        with open(meta_path) as f:
-            meta = json.load(f)
-    if meta is not None:
-        if meta.get('kind', 'synthetic_cityscapes') == kind and all(
-                meta.get(k) == v for k, v in params.items()):
-            return root
-        theirs = {k: meta.get(k) for k in params}
-        raise StudyError(
-            f'{root} holds another generated dataset ({theirs}); the study '
-            f'asks for {kind} {params}. Give the study another data.root '
-            'or remove that folder.')
-    if osp.isdir(root) and os.listdir(root):
-        raise StudyError(f'{root} is not empty and holds no generated '
-                         f'dataset (no {DATA_META}): refusing to write into '
-                         'it; give the study another data.root')
-    log(f'[study] generating {kind} in {root} ({params})')
-    if kind == 'synthetic_cityscapes':
-        from ..datasets.synthetic_cityscapes import make_synthetic_cityscapes
-        make_synthetic_cityscapes(root, **params)
-        with open(meta_path) as f:
-            meta = json.load(f)
-        meta['kind'] = kind
-    else:
-        from ..datasets.classification.synthetic import \
-            make_synthetic_cifar10
-        make_synthetic_cifar10(root, **params)
-        meta = dict(params, kind=kind)
-    with open(meta_path, 'w') as f:
-        json.dump(meta, f, indent=1)
-    return root
+    try:
+        ensure_generated(data['root'], data['kind'], _data_params(data),
+                         log=lambda msg: log(f'[study] {msg}'))
+    except GeneratedDataError as error:
+        raise StudyError(f'{error} (study.data.root)') from None
+    return data['root']
 
 
 # ----------------------------------------------------- run configuration
@@ -309,7 +280,7 @@ def rescale_param_schedulers(schedulers, total: int, iters: int,
     Returns:
         list[dict]: new entries (the input is not changed).
     """
-    if not _is_int(total) or total < 1 or not _is_int(iters) or iters < 1:
+    if not is_int(total) or total < 1 or not is_int(iters) or iters < 1:
         raise StudyError(f'rescale_param_schedulers: total and iters must be '
                          f'ints >= 1, got {total!r}, {iters!r}')
     entries = [schedulers] if isinstance(schedulers, Mapping) else \
@@ -697,7 +668,7 @@ def run_study(spec: StudySpec,
         dict: the results (what ``out`` holds).
     """
     iters = spec.iters if iters is None else iters
-    if not _is_int(iters) or iters < 1:
+    if not is_int(iters) or iters < 1:
         raise StudyError(f'iters must be an int >= 1, got {iters!r}')
     threads = spec.threads if threads is None else threads
     variants = list(spec.variants) if variants is None else list(variants)
