@@ -212,10 +212,10 @@ def make_synthetic_cifar10(root: str,
     (pass the same ``image_size`` when it is not 32).
 
     ``difficulty`` (``[0, 1]``) and ``noise`` (pixel noise std, 0..255)
-    go to :func:`class_pattern_images`; the defaults give the easy set a
-    small ResNet learns to ~100% in a few hundred iterations, a
-    ``difficulty`` near 1 a set on which accuracy does not saturate (for
-    comparing training methods).
+    go to :func:`class_pattern_images`: the defaults give an easy set, a
+    ``difficulty`` near 1 one on which accuracy does not saturate (for
+    comparing training methods; docs/accuracy.md says how a small ResNet
+    fares on each).
 
     Returns:
         str: the ``cifar-10-batches-py`` folder.
