@@ -232,8 +232,41 @@ def test_memory_hook_estimate_formula():
         before, fwd, peaks={0: 700 * mib, 1: 2000 * mib},
         pre_step={1: 800 * mib}, step={1: 2000 * mib})
     assert values['mem.e2e_est'] == 2000
+    # what the local heads hold (end to end they do not exist) is left out
+    values = InfoProMemoryHook.summarise(
+        before, fwd, peaks={0: 700 * mib, 1: 2000 * mib},
+        pre_step={1: 800 * mib}, step={1: 2000 * mib},
+        local={'start': 40 * mib, 'step': 60 * mib})
+    assert values['mem.e2e_est'] == 2000 - 60
+    values = InfoProMemoryHook.summarise(
+        before, fwd, peaks={0: 700 * mib, 1: 800 * mib},
+        pre_step={1: 800 * mib}, step={1: 300 * mib},
+        local={'start': 40 * mib, 'step': 60 * mib})
+    assert values['mem.e2e_est'] == 100 - 40 + 500 + (800 - 150)
     with pytest.raises(ValueError, match='interval'):
         InfoProMemoryHook(interval=0)
+
+
+def test_local_head_bytes_counts_heads_grads_and_states():
+    """The local heads' parameters, buffers, gradients and optimizer
+    states, and nothing of the backbone."""
+    from mmengine.config import Config
+    from mmseg.registry import MODELS
+    from mmseg_infopro.memory.hook import local_head_bytes
+    from conftest import DEMO_K2
+    model = MODELS.build(Config.fromfile(DEMO_K2).model)
+    heads = model.local_heads
+    tensors = list(heads.parameters()) + list(heads.buffers())
+    own = sum(t.numel() * t.element_size() for t in tensors)
+    grads = sum(p.numel() * p.element_size() for p in heads.parameters())
+    optimizer = torch.optim.SGD(model.parameters(), lr=0.1, momentum=0.9)
+    assert local_head_bytes(model, optimizer) == own
+    for p in model.parameters():
+        p.grad = torch.ones_like(p)
+    assert local_head_bytes(model, optimizer) == own + grads
+    optimizer.step()  # a momentum buffer per parameter
+    assert local_head_bytes(model, optimizer) == own + 2 * grads
+    assert local_head_bytes(model.backbone) == 0
 
 
 # ------------------------------------------- checkpointing and budgets

@@ -92,7 +92,9 @@ def _infopro_cuts(cfg, config: str, batch, size, device, fake, seed, cuts,
             predicted_peak_mib=pred['peak'] / MiB,
             predicted_module_peaks_mib=[v / MiB for v in pred['modules']],
             predicted_phases=pred['phases'],
-            predicted_e2e_mib=profile.predict([])['peak'] / MiB)
+            predicted_e2e_mib=profile.predict([])['peak'] / MiB,
+            predicted_gflops=pred['flops'] / 1e9,
+            predicted_e2e_gflops=profile.predict([])['flops'] / 1e9)
         log(f'planned cuts: {fmt_cuts(cuts)}')
         return cuts, {}, planner
     cuts, checkpoint = config_cuts(cfg), config_checkpoint(cfg)

@@ -11,6 +11,35 @@ from ..engine.local_learning import find_local_learning_model
 from .tracking import MemoryReader, MiB, PeakTracker
 
 
+def local_head_bytes(model, optimizer=None) -> int:
+    """Bytes the local heads of ``model`` (an engine model) hold now:
+    their parameters and buffers, the parameters' gradients and, where
+    ``optimizer`` is a ``torch.optim.Optimizer``, its states for them.
+    Sizes come from shapes, so fake tensors count too."""
+    heads = getattr(model, 'local_heads', None)
+    if heads is None:
+        return 0
+    seen = set()
+    total = 0
+
+    def add(t) -> None:
+        nonlocal total
+        if isinstance(t, torch.Tensor) and id(t) not in seen:
+            seen.add(id(t))
+            total += t.numel() * t.element_size()
+
+    params = list(heads.parameters())
+    for t in params + list(heads.buffers()):
+        add(t)
+    states = getattr(optimizer, 'state', {}) \
+        if isinstance(optimizer, torch.optim.Optimizer) else {}
+    for p in params:
+        add(p.grad)
+        for value in states.get(p, {}).values():
+            add(value)
+    return total
+
+
 @HOOKS.register_module()
 class InfoProMemoryHook(Hook):
     """Measure each local module's peak memory every ``interval``
@@ -40,15 +69,18 @@ class InfoProMemoryHook(Hook):
     The end-to-end estimate is what the same step would hold if no
     module released its activations before the last one::
 
-        e2e_est = max(before_0 + sum_{k < K-1} (fwd_k - before_k)
+        e2e_est = max(before_0 - local_0 + sum_{k < K-1} (fwd_k - before_k)
                       + (train_K - before_{K-1}),
-                      step)
+                      step - local_step)
 
     i.e. the memory at the start (parameters, optimizer states, batch),
-    plus the activations every earlier module kept for backward (its
+    less what the local heads hold (``local``: their parameters, buffers,
+    gradients and optimizer states, which end to end do not exist), plus
+    the activations every earlier module kept for backward (its
     blocks' saved tensors and output), plus the last module's working set
     (its activations, the decode/auxiliary heads, backward); or the
-    optimizer step (all gradients; the same end to end) if larger. The
+    optimizer step (all gradients; the same end to end, less the local
+    heads' share read after the step) if larger. The
     first term is close when the end-to-end peak is reached at the final
     heads' loss, as is usual for segmentation at training sizes (how close
     is measured in docs/benchmarks.md); it leaves out
@@ -106,6 +138,8 @@ class InfoProMemoryHook(Hook):
         self._pre_step: Dict[int, int] = {}
         self._step: Dict[int, int] = {}
         self._module: Optional[int] = None
+        self._optimizer = None
+        self._local: Dict[str, int] = {}
         self.last: Dict[str, float] = {}
 
     # ------------------------------------------------------------ set-up
@@ -126,6 +160,7 @@ class InfoProMemoryHook(Hook):
         if isinstance(optimizer, torch.optim.Optimizer):
             self._handles.append(
                 optimizer.register_step_pre_hook(self._before_step))
+        self._optimizer = optimizer
         tracker = None
         if not self._cuda:
             tracker = PeakTracker()
@@ -159,11 +194,15 @@ class InfoProMemoryHook(Hook):
         for readings in (self._before, self._fwd, self._peaks,
                          self._pre_step, self._step):
             readings.clear()
+        self._local = {}
         self._active = True
 
     def before_module(self, k: int) -> None:
         if self._active:
             self._module = k
+            if not self._before:
+                self._local['start'] = local_head_bytes(self._model,
+                                                        self._optimizer)
             self._before[k] = self._reader.current()
             self._reader.start_window()
 
@@ -182,6 +221,8 @@ class InfoProMemoryHook(Hook):
             peak = self._reader.window_peak()
             if k in self._pre_step:
                 self._step[k] = peak
+                self._local['step'] = local_head_bytes(self._model,
+                                                       self._optimizer)
                 peak = max(peak, self._pre_step[k])
             self._peaks[k] = peak
             self._module = None
@@ -193,7 +234,7 @@ class InfoProMemoryHook(Hook):
         self._active = False
         self._stop()
         values = self.summarise(self._before, self._fwd, self._peaks,
-                                self._pre_step, self._step)
+                                self._pre_step, self._step, self._local)
         self.last = values
         for key, value in values.items():
             runner.message_hub.update_scalar(f'train/{key}', value)
@@ -223,15 +264,19 @@ class InfoProMemoryHook(Hook):
     def summarise(before: Dict[int, int], fwd: Dict[int, int],
                   peaks: Dict[int, int],
                   pre_step: Optional[Dict[int, int]] = None,
-                  step: Optional[Dict[int, int]] = None
+                  step: Optional[Dict[int, int]] = None,
+                  local: Optional[Dict[str, int]] = None
                   ) -> Dict[str, float]:
         """The logged values (MiB, and the saving as a fraction) from the
         per-module readings in bytes (see the class doc): ``before``,
         ``fwd``, ``peaks`` by module; ``pre_step`` / ``step``: the last
         module's peak before / during the optimizer step (absent when
-        the optimizer did not step, e.g. while accumulating)."""
+        the optimizer did not step, e.g. while accumulating); ``local``:
+        the bytes the local heads hold at the start (``'start'``) and after
+        the optimizer step (``'step'``), see :func:`local_head_bytes`."""
         pre_step = pre_step or {}
         step = step or {}
+        local = local or {}
         ks: List[int] = sorted(peaks)
         if not ks:
             return {}
@@ -239,9 +284,11 @@ class InfoProMemoryHook(Hook):
         last = ks[-1]
         if all(k in before for k in ks) and all(k in fwd for k in ks[:-1]):
             train_last = pre_step.get(last, peaks[last])
-            est = before[ks[0]] + sum(fwd[k] - before[k] for k in ks[:-1]) \
+            est = before[ks[0]] - local.get('start', 0) \
+                + sum(fwd[k] - before[k] for k in ks[:-1]) \
                 + train_last - before[last]
-            est = max(est, step.get(last, 0))
+            if last in step:
+                est = max(est, step[last] - local.get('step', 0))
             values['mem.e2e_est'] = est / MiB
             values['mem.saving'] = 1.0 - max(peaks.values()) / est \
                 if est > 0 else 0.0

@@ -307,11 +307,13 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
             if by_input:
                 feat_in = inputs if s_ == 0 else \
                     examples[units[s_ - 1].head_key]
+            # the module's levels as the engine hands them over: the raw
+            # outputs of the read stages it ends (the output itself where
+            # that is one), then its output
             read, with_output = module_levels(units, used, s_, e_)
-            levels = [raws[units[i].raw_key] for i in read] + (
+            levels = [feat if i == e_ - 1 and not units[i].raw_out
+                      else raws[units[i].raw_key] for i in read] + (
                 [feat] if with_output else [])
-            if not by_levels or len(levels) < 2:
-                levels = None
             torch.manual_seed(seed)
             cfg_k = copy.deepcopy(head_cfg)
             if ahead_units is not None and '|' in key:
@@ -321,16 +323,25 @@ def measure_profile(cfg, batch: int, size: Tuple[int, int],
             head = revert_sync_batchnorm(model.build_local_head(
                 cfg_k, feat.shape[1],
                 feat_in.shape[1] if feat_in is not None else None,
-                [t.shape[1] for t in levels] if levels else None))
+                [t.shape[1] for t in levels] if read else None))
             if device != 'cpu':
                 head.to(device)
             head.train()
-            leaves = levels or [feat]
+            multi = bool(getattr(head, 'reads_levels', False))
+            # the output first, then the other levels (each tensor once)
+            leaves = [feat] + ([t for t in levels if t is not feat]
+                               if multi else [])
 
-            def run_local(*xs, head=head, feat_in=feat_in, multi=bool(levels)):
-                out = xs[-1] if multi else xs[0]
-                losses = model.local_loss(head, out, targets, feat_in,
-                                          list(xs) if multi else None)
+            def run_local(*xs, head=head, feat_in=feat_in, multi=multi,
+                          levels=levels):
+                if multi:
+                    rest = iter(xs[1:])
+                    xs_levels = [xs[0] if t is feat else next(rest)
+                                 for t in levels]
+                else:
+                    xs_levels = None
+                losses = model.local_loss(head, xs[0], targets, feat_in,
+                                          xs_levels)
                 return model.parse_losses(losses)[0]
 
             ahead = getattr(head, 'lookahead', None)
