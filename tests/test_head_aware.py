@@ -347,3 +347,27 @@ def test_memory_tools_take_every_mechanism():
                      lookahead=dict(type='auglocal', depth=3))
     with pytest.raises(ValueError, match='depth 3 shrinks with the module'):
         measure_profile(cfg, batch, size, fake=True)
+
+
+def test_planner_k4_with_heads_that_read_their_input():
+    """Swin with feature reconstruction (the head's cost depends on where
+    its module starts) and the default heads, K=4: shape sequences that no
+    module can follow (two cuts in a stage with one cut point) are left
+    out of the search instead of stopping it, and the plan's prediction is
+    the measured peak."""
+    from mmseg_infopro.memory.planning import measure_profile, plan_cuts
+    from mmseg_infopro.memory.tracking import measure_schedule
+    size, batch = (128, 128), 2
+    cfg = Config.fromfile(
+        'configs/study/models/upernet_swin-tiny_k2_synthetic.py')
+    cfg.model.backbone.depths = (2, 2, 2, 2)
+    cfg.model.local_heads = dict(recons_target='features',
+                                 loss_recons_weight=1.0, loss_task_weight=1.0)
+    profile = measure_profile(cfg, batch, size, fake=True, modes=())
+    assert profile.head_by_input
+    keys = profile.head_keys()
+    assert profile.local_head(keys[0], keys[0]) is None  # stage 1: 1 point
+    cuts, pred = plan_cuts(profile, 4)
+    assert len(cuts) == 3
+    meas = measure_schedule(cfg, 'infopro', cuts, size, batch, fake=True)
+    assert pred['modules'] == pytest.approx(meas['module_peaks'], rel=0.01)

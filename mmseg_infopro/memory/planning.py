@@ -144,12 +144,15 @@ def _partition_dp(n, k, cost, allowed, combine, start,
 def _head_sequences(profile: MemoryProfile, num_modules: int):
     """Every non-decreasing sequence of cut shapes (head keys) for
     ``num_modules - 1`` cuts, with the local heads it implies, their total
-    state and, per module, the earlier heads' gradients."""
+    state and, per module, the earlier heads' gradients. A sequence no
+    module can follow (no local head has its keys) is left out."""
     keys = profile.head_keys()
     for seq in itertools.combinations_with_replacement(keys,
                                                        num_modules - 1):
         heads = [profile.local_head('image' if m == 0 else seq[m - 1],
                                     seq[m]) for m in range(len(seq))]
+        if any(h is None for h in heads):
+            continue
         state = sum(h.state for h in heads)
         grads = [sum(h.params for h in heads[:m])
                  for m in range(num_modules)]

@@ -205,21 +205,23 @@ class MemoryProfile:
         """The local head a cut before unit ``p`` needs."""
         return self.units[p - 1].head_key
 
-    def local_head(self, in_key: str, out_key: str) -> HeadCost:
+    def local_head(self, in_key: str, out_key: str) -> Optional[HeadCost]:
         """The local head of a module whose input / output have these
         head keys (``in_key`` 'image' for the first module). When the heads
         read levels (their cost also depends on where the module starts),
         the largest of the heads that end at ``out_key``: a bound, used by
         the cut search for the heads' states; :meth:`module_head` is
-        exact."""
+        exact. None when no module has these keys (e.g. both in a stage
+        with one cut point)."""
         key = f'{in_key}->{out_key}' if self.head_by_input else out_key
         if not self.head_by_levels and not self.lookahead_keys:
-            return self.local_heads[key]
+            return self.local_heads.get(key)
         prefix = f'{in_key}->' if self.head_by_input else ''
         heads = [h for k, h in self.local_heads.items()
                  if k.startswith(prefix) and
                  k[len(prefix):].split('|')[0].split('+')[-1] == out_key]
-        return max(heads, key=lambda h: (h.state, h.peak))
+        return max(heads, key=lambda h: (h.state, h.peak)) if heads \
+            else None
 
     def module_head(self, s: int, e: int) -> HeadCost:
         """The local head of the module made of units ``s..e-1``."""
