@@ -30,6 +30,7 @@ from mmseg_infopro.memory.planning import (lowest_peak, measure_profile,
 from conftest import DEMO_K2, REPO, demo_cfg
 
 sys.path.insert(0, osp.join(REPO, 'tools'))
+import benchmark  # noqa: E402  (tools/benchmark.py)
 import plan_splits  # noqa: E402  (tools/plan_splits.py)
 
 
@@ -164,6 +165,27 @@ def test_plan_splits_tool_writes_loadable_config(tmp_path):
     assert cfg.model.backbone.depth == 18  # the rest is inherited
     model = MODELS.build(cfg.model)
     assert model.num_modules == 3 and len(model.local_heads) == 2
+
+
+def test_plan_splits_and_benchmark_take_cfg_options(tmp_path):
+    """--cfg-options as in tools/train.py: the paper's plain head on the
+    demo model with a second module that hands stage 3 to the auxiliary
+    head costs fewer FLOPs than the default head there; the planner's
+    prediction holds under the option; with --write it is refused, naming
+    the option, since the written config would lose it."""
+    common = [DEMO_K2, '--batch', '2', '--size', '128', '256', '--fake']
+    paper = ['--cfg-options', 'model.local_heads.0.type=InfoProPaperLocalHead']
+    bench = [common + ['--cuts', '3,0;4,1', '--schedules', 'e2e,infopro',
+                       '--quiet', '--flops', '--no-hook'] + extra
+             for extra in ([], paper)]
+    default, plain = (benchmark.main(argv)['schedules']['infopro']
+                      for argv in bench)
+    assert plain['flops_ratio'] < default['flops_ratio']
+    planned = plan_splits.main(common + ['--num-modules', '3'] + paper)
+    assert abs(planned['prediction_error']) < 0.01
+    with pytest.raises(SystemExit, match='--cfg-options'):
+        plan_splits.main(common + ['--num-modules', '3', '--write',
+                                   str(tmp_path / 'p.py')] + paper)
 
 
 # ------------------------------------------------------------------ hook

@@ -26,11 +26,13 @@ except ImportError:  # running from a source checkout without install
     import mmseg_infopro  # noqa: F401
 
 import torch
+from mmengine.config import DictAction
 
 from mmseg_infopro.memory.benchmark import (BenchmarkError, parse_cuts,
                                             run_benchmark)
 from mmseg_infopro.memory.schedules import SCHEDULES
 
+from harness.config_options import load_config  # noqa: E402
 from harness.output import save_json  # noqa: E402  (tools/harness)
 from harness.report import (NeedsMatplotlib, markdown_rows,  # noqa: E402
                             plot_peaks, print_hook_line, print_table)
@@ -81,6 +83,10 @@ def parse_args(argv=None):
     p.add_argument('--seed', type=int, default=0)
     p.add_argument('--out', default=None, help='write the results (JSON)')
     p.add_argument('--quiet', action='store_true', help='no progress lines')
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   metavar='KEY=VALUE',
+                   help='override config values as tools/train.py does, '
+                   'e.g. model.local_heads.type=InfoProPaperLocalHead')
     args = p.parse_args(argv)
     args.schedules = [s.strip() for s in args.schedules.split(',')
                       if s.strip()]
@@ -119,7 +125,8 @@ def main(argv=None):
         torch.set_num_threads(args.threads)
     try:
         result = run_benchmark(
-            args.config, args.schedules, args.batch, args.size, args.device,
+            load_config(args.config, args.cfg_options), args.schedules,
+            args.batch, args.size, args.device,
             args.fake, args.cuts, args.num_modules, args.repeat, args.warmup,
             args.flops, not args.no_hook, args.seed,
             command='python tools/benchmark.py ' + ' '.join(

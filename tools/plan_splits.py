@@ -33,10 +33,12 @@ except ImportError:  # running from a source checkout without install
     import mmseg_infopro  # noqa: F401
 
 import torch
+from mmengine.config import DictAction
 
 from mmseg_infopro.memory.plan_config import (PlanningError, parse_bytes,
                                               plan_splits)
 
+from harness.config_options import load_config  # noqa: E402
 from harness.output import save_json  # noqa: E402  (tools/harness)
 from harness.report import (NeedsMatplotlib, PlanPrinter,  # noqa: E402
                             markdown_front, plot_front, require_pyplot)
@@ -83,6 +85,10 @@ def parse_args(argv=None):
     p.add_argument('--plot', default=None, metavar='PNG',
                    help='--pareto: plot the front (needs matplotlib)')
     p.add_argument('--seed', type=int, default=0)
+    p.add_argument('--cfg-options', nargs='+', action=DictAction,
+                   metavar='KEY=VALUE',
+                   help='override config values as tools/train.py does, '
+                   'e.g. model.local_heads.type=InfoProPaperLocalHead')
     args = p.parse_args(argv)
     if args.num_modules is not None and args.num_modules < 1:
         p.error(f'--num-modules must be >= 1, got {args.num_modules}')
@@ -108,6 +114,11 @@ def main(argv=None):
             raise SystemExit('usage: plan_splits.py markdown FRONT.json')
         return markdown_front(argv[1])
     args = parse_args(argv)
+    if args.write and args.cfg_options:
+        raise SystemExit(
+            'plan_splits: --write with --cfg-options: the written config '
+            f'inherits {args.config} and would lose the options; put them '
+            'in a config file and plan that one')
     started = time.time()
 
     def log(msg):
@@ -117,7 +128,8 @@ def main(argv=None):
         if args.plot:  # before an hour of measuring, not after
             require_pyplot('--plot')
         result = plan_splits(
-            args.config, args.num_modules, args.memory_budget, args.pareto,
+            load_config(args.config, args.cfg_options), args.num_modules,
+            args.memory_budget, args.pareto,
             args.max_modules, args.budgets, args.batch, args.size, args.fake,
             args.device, not args.no_verify, args.write, args.seed,
             command='python tools/plan_splits.py ' + ' '.join(
