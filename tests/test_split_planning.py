@@ -171,8 +171,8 @@ def test_plan_splits_and_benchmark_take_cfg_options(tmp_path):
     """--cfg-options as in tools/train.py: the paper's plain head on the
     demo model with a second module that hands stage 3 to the auxiliary
     head costs fewer FLOPs than the default head there; the planner's
-    prediction holds under the option; with --write it is refused, naming
-    the option, since the written config would lose it."""
+    prediction holds under the option; --write writes the local heads with
+    the option and refuses any other option (the config would lose it)."""
     common = [DEMO_K2, '--batch', '2', '--size', '128', '256', '--fake']
     paper = ['--cfg-options', 'model.local_heads.0.type=InfoProPaperLocalHead']
     bench = [common + ['--cuts', '3,0;4,1', '--schedules', 'e2e,infopro',
@@ -183,9 +183,16 @@ def test_plan_splits_and_benchmark_take_cfg_options(tmp_path):
     assert plain['flops_ratio'] < default['flops_ratio']
     planned = plan_splits.main(common + ['--num-modules', '3'] + paper)
     assert abs(planned['prediction_error']) < 0.01
-    with pytest.raises(SystemExit, match='--cfg-options'):
-        plan_splits.main(common + ['--num-modules', '3', '--write',
-                                   str(tmp_path / 'p.py')] + paper)
+    # the written config holds the local heads in full, options included
+    out = str(tmp_path / 'p.py')
+    plan_splits.main(common + ['--num-modules', '3', '--write', out] + paper)
+    heads = Config.fromfile(out).model.local_heads
+    assert [h.type for h in heads] == ['InfoProPaperLocalHead'] * 2
+    # any other option would be lost: refused by name
+    with pytest.raises(SystemExit, match='--cfg-options model.decode_head'):
+        plan_splits.main(common + ['--num-modules', '3', '--write', out,
+                                   '--cfg-options',
+                                   'model.decode_head.channels=8'])
 
 
 # ------------------------------------------------------------------ hook

@@ -114,11 +114,16 @@ def main(argv=None):
             raise SystemExit('usage: plan_splits.py markdown FRONT.json')
         return markdown_front(argv[1])
     args = parse_args(argv)
-    if args.write and args.cfg_options:
+    lost = [key for key in (args.cfg_options or {})
+            if key.split('.')[:2] != ['model', 'local_heads']]
+    if args.write and lost:
+        # the written config inherits the file and writes its local heads
+        # in full (options included); any other option would be lost
         raise SystemExit(
-            'plan_splits: --write with --cfg-options: the written config '
-            f'inherits {args.config} and would lose the options; put them '
-            'in a config file and plan that one')
+            f'plan_splits: --write with --cfg-options {", ".join(lost)}: '
+            f'the written config inherits {args.config} and writes only '
+            'the cuts, checkpointing and local heads; put the options in a '
+            'config file and plan that one')
     started = time.time()
 
     def log(msg):

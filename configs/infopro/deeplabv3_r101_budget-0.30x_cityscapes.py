@@ -8,6 +8,6 @@ model = dict(
         checkpoint_blocks=['stem', (1, 0), (1, 1), (1, 2), (2, 0), (2, 1), (2, 2), (2, 3), (3, 0), (3, 9), (3, 10), (3, 11), (3, 12), (3, 13), (3, 14), (3, 15)],
         selective_checkpoint_blocks=[(3, 1), (3, 2), (3, 3), (3, 4), (3, 5), (3, 6), (3, 7), (3, 8), (3, 16), (3, 17), (3, 18), (3, 19), (3, 20), (3, 21), (3, 22), (4, 0), (4, 1), (4, 2)]),
     local_heads=[
-        dict(loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=dict(type='SyncBN', requires_grad=True)),
-        dict(loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=dict(type='SyncBN', requires_grad=True)),
+        dict(type='InfoProPaperLocalHead', loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=dict(type='SyncBN', requires_grad=True)),
+        dict(type='InfoProPaperLocalHead', loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=dict(type='SyncBN', requires_grad=True)),
     ])
