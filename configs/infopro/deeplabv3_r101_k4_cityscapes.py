@@ -10,7 +10,7 @@ norm_cfg = dict(type='SyncBN', requires_grad=True)
 model = dict(
     type='InfoProEncoderDecoder',
     backbone=dict(
-        type='InfoProResNetV1c', split_points=[(3, 3), (3, 13), (4, 0)]),
+        type='InfoProResNetV1c', split_points=[(3, 2), (3, 12), (3, 22)]),
     local_heads=dict(
         loss_recons_weight=1.5, loss_task_weight=1.0, norm_cfg=norm_cfg))
 model_wrapper_cfg = dict(type='InfoProDistributedDataParallel')
