@@ -371,3 +371,22 @@ def test_data_generator_options(tmp_path):
     assert len(CIFAR10Dataset(data_root=root, test_mode=True)) == 10
     with pytest.raises(SystemExit, match='--difficulty'):
         cifar_tool.main([str(tmp_path / 'x'), '--difficulty', '2'])
+
+
+def test_difference_to_e2e_is_over_the_seeds_both_have():
+    """A variant with fewer seeds than E2E is compared with E2E on its own
+    seeds (not with E2E's mean over all of them)."""
+    def run(variant, seed, value):
+        return dict(variant=variant, seed=seed, value=value, iters=10)
+    results = dict(study=dict(baseline='e2e', seeds=[0, 1, 2],
+                              variants=dict(e2e={}, k2={}, k4={})),
+                   runs=[run('e2e', 0, 60.0), run('e2e', 1, 70.0),
+                         run('e2e', 2, 80.0), run('k2', 0, 59.0),
+                         run('k2', 1, 67.0), run('k2', 2, 80.0),
+                         run('k4', 0, 58.0)])
+    rows = {r['variant']: r for r in summarize(results)}
+    assert rows['e2e']['delta'] == 0
+    assert rows['k2']['delta'] == pytest.approx(-4 / 3)
+    assert rows['k4']['delta'] == pytest.approx(-2.0)  # not 58 - 70
+    assert '| k4 | 58.00 | - | 58.00 | - | - | 10 | -2.00 |' in \
+        markdown_table(results)

@@ -829,7 +829,9 @@ def _launch(argv, cwd, env, log_path) -> int:
 def summarize(results: dict) -> List[dict]:
     """Per variant (the spec's order): ``variant, n, mean, std`` (sample
     standard deviation, None below 2 runs), ``values`` (seed -> value),
-    ``iters`` and ``delta`` (mean minus the baseline's mean)."""
+    ``iters`` and ``delta``: the mean minus the baseline's mean over the
+    same seeds (a variant with fewer seeds than the baseline is compared
+    with the baseline on those seeds only; None without a shared seed)."""
     study = results.get('study', {})
     order = list(study.get('variants', {}))
     for run in results['runs']:
@@ -850,7 +852,11 @@ def summarize(results: dict) -> List[dict]:
     base = next((r for r in rows if r['variant'] == study.get('baseline')),
                 None)
     for row in rows:
-        row['delta'] = None if base is None else row['mean'] - base['mean']
+        shared = [] if base is None else [
+            s for s in row['values'] if s in base['values']]
+        row['delta'] = statistics.mean(
+            row['values'][s] - base['values'][s] for s in shared) \
+            if shared else None
     return rows
 
 
