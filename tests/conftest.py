@@ -93,3 +93,21 @@ def demo_cfg(root, work_dir, config=DEMO_K2, max_iters=4, **overrides):
     cfg.default_hooks.logger.interval = 1
     cfg.merge_from_dict(overrides)
     return cfg
+
+
+def export_model(model, model_cfg, tmp_path):
+    """Save ``model`` (trained, in eval mode) as a training checkpoint with
+    19 class names, dump its config, and run tools/export_checkpoint.py on
+    them; returns the tool's result (``dropped``, ``config``, ...)."""
+    from mmengine.config import Config
+    sys.path.insert(0, osp.join(REPO, 'tools'))
+    import export_checkpoint
+    ckpt = tmp_path / 'trained.pth'
+    torch.save(dict(state_dict=model.state_dict(),
+                    meta=dict(dataset_meta=dict(classes=tuple(
+                        str(i) for i in range(19))))), ckpt)
+    train_cfg = tmp_path / 'train_cfg.py'
+    Config(dict(model=model_cfg)).dump(str(train_cfg))
+    return export_checkpoint.main([str(ckpt), '--out',
+                                   str(tmp_path / 'plain.pth'),
+                                   '--config', str(train_cfg)])

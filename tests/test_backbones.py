@@ -13,8 +13,6 @@ Small widths and depths, real mmseg code, real tensors:
 * peak memory K=2 < K=1 (MemTracker).
 """
 import copy
-import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -25,11 +23,9 @@ from mmseg_infopro.models.backbones import (INFOPRO_TWINS, CuttableBackbone,
                                             normalize_blocks)
 from mmseg_infopro.memory.tracking import measure_step_memory
 
-from conftest import REPO
+from conftest import export_model
 from test_invariants import build, make_batch, max_diff, sgd
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import export_checkpoint  # noqa: E402  (tools/export_checkpoint.py)
 
 H, W = 64, 128
 BN = dict(type='BN', requires_grad=True)
@@ -213,15 +209,7 @@ def test_export_loads_strict_into_the_stock_model(family, tmp_path):
     model = build(cfg)
     model.train_step(make_batch(), sgd(model))  # BN statistics move
     model.eval()
-    ckpt = tmp_path / 'trained.pth'
-    torch.save(dict(state_dict=model.state_dict(),
-                    meta=dict(dataset_meta=dict(classes=tuple(
-                        str(i) for i in range(19))))), ckpt)
-    train_cfg = tmp_path / 'train_cfg.py'
-    Config(dict(model=cfg)).dump(str(train_cfg))
-    out = export_checkpoint.main([str(ckpt), '--out',
-                                  str(tmp_path / 'plain.pth'),
-                                  '--config', str(train_cfg)])
+    out = export_model(model, cfg, tmp_path)
     assert any(k.startswith('local_heads.') for k in out['dropped'])
     plain_cfg = Config.fromfile(out['config'])
     assert plain_cfg.model.type == 'EncoderDecoder'

@@ -13,7 +13,6 @@ the final head fuses them), and auxiliary nets of copied later units
 """
 import copy
 import os.path as osp
-import sys
 
 import pytest
 import torch
@@ -26,13 +25,11 @@ from mmseg_infopro.engine.lookahead import (auglocal_depth, auglocal_units,
 from mmseg_infopro.models.heads import (InfoProLocalHead, LocalTaskHead,
                                         MultiLevelTaskHead, fusion_style)
 
-from conftest import REPO
+from conftest import REPO, export_model
 from test_backbones import (H, W, check_k2_isolation, model_cfg,
                             stock_cfg)
 from test_invariants import build, make_batch, max_diff, sgd
 
-sys.path.insert(0, osp.join(REPO, 'tools'))
-import export_checkpoint  # noqa: E402  (tools/export_checkpoint.py)
 
 MECHANISMS = {
     'fusion': dict(head_aware=True, lookahead=dict(type=None)),
@@ -261,15 +258,7 @@ def test_export_drops_the_new_parts(family, mechanism, tmp_path):
     model = build(cfg)
     model.train_step(make_batch(), sgd(model))
     model.eval()
-    ckpt = tmp_path / 'trained.pth'
-    torch.save(dict(state_dict=model.state_dict(),
-                    meta=dict(dataset_meta=dict(classes=tuple(
-                        str(i) for i in range(19))))), ckpt)
-    train_cfg = tmp_path / 'train_cfg.py'
-    Config(dict(model=cfg)).dump(str(train_cfg))
-    out = export_checkpoint.main([str(ckpt), '--out',
-                                  str(tmp_path / 'plain.pth'),
-                                  '--config', str(train_cfg)])
+    out = export_model(model, cfg, tmp_path)
     dropped = set(out['dropped'])
     assert any('.lookahead.' in k for k in dropped)
     assert all(k.startswith('local_heads.') for k in dropped)

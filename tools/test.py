@@ -19,9 +19,7 @@ from mmengine.config import Config, DictAction
 from mmengine.runner import Runner
 
 from harness.processes import (  # noqa: E402  (tools/harness)
-    cpu_default_model_wrapper, hard_exit, init_cpu_process_group,
-    shutdown_process_group)
-from mmseg_infopro.safe_loading import UnsafeCheckpointError
+    cpu_default_model_wrapper, init_cpu_process_group, run_tool)
 
 
 def parse_args(argv=None):
@@ -126,11 +124,4 @@ def main(argv=None):
 
 
 if __name__ == '__main__':
-    try:
-        main()
-    except UnsafeCheckpointError as error:  # the message says what to do
-        raise SystemExit(f'error: {error}') from None
-    if not shutdown_process_group():
-        # a gloo group still held elsewhere: its threads would abort the
-        # interpreter's exit (docs/distributed.md)
-        hard_exit()
+    run_tool(main)

@@ -10,7 +10,7 @@ import gc
 import logging
 import os
 import sys
-from typing import Optional
+from typing import Callable, Optional
 
 import torch.distributed as torch_dist
 from mmengine.device import get_device
@@ -145,3 +145,17 @@ def hard_exit() -> None:
         except (OSError, ValueError):  # closed or broken pipe
             pass
     os._exit(0)
+
+
+def run_tool(main: Callable[[], object]) -> None:
+    """The ``__main__`` of tools/train.py and tools/test.py: ``main()``; a
+    refused checkpoint ends the process with its message (it says what to
+    do); then the end of a distributed run, with a hard exit only where
+    gloo threads would abort the interpreter's exit (docs/distributed.md)."""
+    from mmseg_infopro.safe_loading import UnsafeCheckpointError
+    try:
+        main()
+    except UnsafeCheckpointError as error:
+        raise SystemExit(f'error: {error}') from None
+    if not shutdown_process_group():
+        hard_exit()
