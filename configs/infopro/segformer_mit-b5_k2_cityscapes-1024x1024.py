@@ -1,10 +1,13 @@
 # SegFormer MiT-B5, Cityscapes 1024x1024 (mmseg's stock config: 8 GPUs x 1
 # image, AdamW, 160k iterations) trained as K=2 InfoPro local modules.
-# The cut is the planner's for batch 1 at 1024x1024:
+# The cut is the planner's for batch 1 at 1024x1024 with the paper's local
+# head (docs/benchmarks.md); with the default heads it plans (3, 12), one
+# block earlier:
 #   python tools/plan_splits.py configs/infopro/segformer_mit-b5_k2_cityscapes-1024x1024.py \
 #       --num-modules 2 --batch 1 --size 1024 1024 --fake
-# Local loss: the paper's (image reconstruction + task), weights as the
-# paper's batch-8 setting.
+# Local loss: image reconstruction + task, weights as the paper's batch-8
+# setting; the local head reads the stages module 1 hands to the
+# SegformerHead and looks ahead (MAN), the default.
 _base_ = 'mmseg::segformer/segformer_mit-b5_8xb1-160k_cityscapes-1024x1024.py'
 custom_imports = dict(imports=['mmseg_infopro'], allow_failed_imports=False)
 norm_cfg = dict(type='SyncBN', requires_grad=True)

@@ -2,7 +2,9 @@
 # stock config (8 GPUs x 2 images, AdamW, 160k iterations) trained as K=2
 # InfoPro local modules. ADE20K because mmseg ships Swin UPerNet for ADE20K
 # only (its published mIoU is the reference to compare with).
-# The cut is the planner's for batch 2 at 512x512:
+# The cut is the planner's for batch 2 at 512x512 with the paper's local head
+# (with the default heads, which read the stages module 1 hands to the
+# UPerHead and look ahead, it plans (3, 11)):
 #   python tools/plan_splits.py configs/infopro/upernet_swin-b_k2_ade20k-512x512.py \
 #       --num-modules 2 --batch 2 --size 512 512 --fake
 # Local loss: task + reconstruction of the module's input features, which
